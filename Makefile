@@ -1,0 +1,51 @@
+# cnnpipe — the two commands a new user needs: `make demo` and `make test`.
+
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+# Stage commands call `python`, `dvc` and `cnnpipe`: make them the environment's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+SAMPLE_MIRROR ?= data/sample_mirror
+# The sample mirror is small, so the validation splits taken from train are shrunk to fit.
+SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
+                 -S datasets.mnist.valid_first=200 \
+                 -S datasets.fashion_mnist.valid_first=200 \
+                 -S datasets.cifar10.valid_first=200
+
+.PHONY: help install demo test lint bench-prepare clean-demo
+
+help:
+	@echo "make demo           set up $(VENV), build the sample mirror, run the pipeline offline"
+	@echo "make test           set up $(VENV) and run the test suite"
+	@echo "make lint           ruff"
+	@echo "make bench-prepare  prepare-speed benchmark (full-size CIFAR-10-shaped sample)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/cnnpipe sample $(SAMPLE_MIRROR)
+	$(BIN)/dvc exp run $(SAMPLE_PARAMS)
+	@echo
+	$(BIN)/cnnpipe info
+	@echo
+	@echo "Prepared arrays: data/prepared/<dataset>/  statistics: data/stats/<dataset>.json"
+	@echo "The run is recorded as a DVC experiment: dvc exp show"
+
+# pytest exits 5 when it collected no test: treated as a failure.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$status
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-prepare: install
+	$(BIN)/python benchmarks/prepare.py

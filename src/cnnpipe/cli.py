@@ -1,0 +1,87 @@
+"""The ``cnnpipe`` command: helpers around the DVC pipeline.
+
+cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
+cnnpipe info [--prepared data/prepared] [--stats data/stats]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cnnpipe import stage
+
+DEFAULT_MIRROR = Path("data/sample_mirror")
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from cnnpipe.data.sample import parse_size_overrides, write_sample_mirror
+
+    sizes = parse_size_overrides(args.size)
+    out = write_sample_mirror(args.out, sizes=sizes, datasets=args.only or None, seed=args.seed)
+    print(f"sample mirror written to {out}/ — use it with: dvc exp run -S data.mirror={out}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from cnnpipe.data.arrays import load_meta
+
+    prepared = Path(args.prepared)
+    rows = []
+    for meta_file in sorted(prepared.glob("*/classes.json")):
+        meta = load_meta(meta_file.parent)
+        stats_file = Path(args.stats) / f"{meta_file.parent.name}.json"
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        splits = meta["splits"]
+        rows.append(
+            (
+                meta_file.parent.name,
+                "×".join(map(str, meta["image_shape"])),
+                f"{splits['train']}/{splits['valid']}/{splits['test']}",
+                str(len(meta["classes"])) + (" attrs" if meta["label_type"] == "attributes" else ""),
+                " ".join(f"{m:.4f}" for m in stats.get("mean", [])) or "-",
+                " ".join(f"{s:.4f}" for s in stats.get("std", [])) or "-",
+            )
+        )
+    if not rows:
+        print(f"no prepared datasets under {prepared}/: run `make demo` or `dvc repro`")
+        return
+    header = ("dataset", "C×H×W", "train/valid/test", "classes", "mean", "std")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cnnpipe`` command."""
+    parser = argparse.ArgumentParser(prog="cnnpipe", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sample = sub.add_parser("sample", help="write the offline sample mirror in upstream formats")
+    sample.add_argument("out", nargs="?", type=Path, default=DEFAULT_MIRROR, help="mirror directory")
+    sample.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="DATASET.SPLIT=N",
+        help="override a sample size, e.g. --size cifar10.train=50000 (repeatable)",
+    )
+    sample.add_argument("--only", action="append", metavar="DATASET", help="write only these datasets")
+    sample.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    sample.set_defaults(func=_cmd_sample)
+
+    info = sub.add_parser("info", help="summarize prepared datasets and their statistics")
+    info.add_argument("--prepared", default="data/prepared")
+    info.add_argument("--stats", default="data/stats")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cnnpipe`` console script."""
+    args = build_parser().parse_args(argv)
+    stage.run(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    main()

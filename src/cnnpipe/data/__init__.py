@@ -1,0 +1,1 @@
+"""Data half of the pipeline: sources, download, safe archives, readers, prepared arrays."""

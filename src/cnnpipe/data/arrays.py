@@ -1,0 +1,170 @@
+"""The prepared-array store: ``data/prepared/<dataset>/``.
+
+Layout (read by training without PIL, memory-mapped)::
+
+    {train,valid,test}.images.npy   uint8  N×C×H×W
+    {train,valid,test}.labels.npy   int64  N (class index) or N×K (0/1 attributes)
+    classes.json                    {"classes": [...], "label_type": "class"|"attributes",
+                                     "splits": {"train": N, ...}, "image_shape": [C, H, W], ...}
+    skipped.json                    (ImageFolder sets) unreadable images left out, with why
+
+All three splits are always written; a split may hold zero images.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnpipe.errors import DataFormatError
+from cnnpipe.fileio import atomic_dir
+
+SPLITS = ("train", "valid", "test")
+CLASSES_FILE = "classes.json"
+
+
+def images_path(root: Path, split: str) -> Path:
+    """Path of ``split``'s image array under a prepared dataset directory."""
+    return Path(root) / f"{split}.images.npy"
+
+
+def labels_path(root: Path, split: str) -> Path:
+    """Path of ``split``'s label array under a prepared dataset directory."""
+    return Path(root) / f"{split}.labels.npy"
+
+
+@dataclass
+class SplitArrays:
+    """One split of a prepared dataset."""
+
+    images: np.ndarray  # uint8 N×C×H×W
+    labels: np.ndarray  # int64 N or N×K
+
+
+class PreparedWriter:
+    """Write a prepared dataset into a temporary directory that replaces ``out_dir`` on success.
+
+    Use as a context manager::
+
+        with PreparedWriter(out) as w:
+            w.write_split("train", images, labels)
+            ...
+            w.set_classes(["airplane", "bird"])
+    """
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self._ctx = atomic_dir(self.out_dir)
+        self.tmp: Path | None = None
+        self._classes: list[str] | None = None
+        self._label_type = "class"
+        self._meta: dict[str, Any] = {}
+        self._counts: dict[str, int] = {}
+        self._shape: list[int] | None = None
+
+    def __enter__(self) -> PreparedWriter:
+        self.tmp = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self._finish()
+        return bool(self._ctx.__exit__(exc_type, exc, tb))
+
+    def new_split(
+        self, split: str, n: int, image_shape: tuple[int, int, int], label_shape: tuple[int, ...] = ()
+    ) -> SplitArrays:
+        """Create memory-mapped arrays for ``n`` images to be filled in place (for large sets)."""
+        self._check_split(split)
+        images = np.lib.format.open_memmap(
+            images_path(self.tmp, split), mode="w+", dtype=np.uint8, shape=(n, *image_shape)
+        )
+        labels = np.lib.format.open_memmap(
+            labels_path(self.tmp, split), mode="w+", dtype=np.int64, shape=(n, *label_shape)
+        )
+        self._note_split(split, n, image_shape)
+        return SplitArrays(images, labels)
+
+    def shrink_split(self, split: str, keep: np.ndarray) -> None:
+        """Rewrite ``split`` keeping only rows where boolean ``keep`` is true (skipped images)."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.all():
+            return
+        old = load_split(self.tmp, split, mmap=True)
+        images, labels = np.asarray(old.images[keep]), np.asarray(old.labels[keep])
+        del old
+        self.write_split(split, images, labels)
+
+    def write_split(self, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+        """Write a whole split from in-memory arrays."""
+        self._check_split(split)
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if images.ndim != 4 or len(images) != len(labels):
+            raise ValueError(f"{split}: images {images.shape} and labels {labels.shape} do not match")
+        np.save(images_path(self.tmp, split), images)
+        np.save(labels_path(self.tmp, split), labels)
+        self._note_split(split, len(images), images.shape[1:])
+
+    def set_classes(self, classes: list[str], label_type: str = "class", **meta: Any) -> None:
+        """Record class (or attribute) names and any extra metadata for classes.json."""
+        if label_type not in ("class", "attributes"):
+            raise ValueError(f"label_type must be 'class' or 'attributes', not {label_type!r}")
+        self._classes = list(classes)
+        self._label_type = label_type
+        self._meta.update(meta)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """Write an extra JSON report (e.g. skipped.json) into the dataset directory."""
+        (self.tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
+
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+
+    def _note_split(self, split: str, n: int, image_shape) -> None:
+        self._counts[split] = int(n)
+        if n:
+            self._shape = [int(s) for s in image_shape]
+
+    def _finish(self) -> None:
+        if self._classes is None:
+            raise ValueError("set_classes() was not called before the prepared dataset was closed")
+        if self._shape is None:
+            raise ValueError("a prepared dataset needs at least one non-empty split")
+        for split in SPLITS:  # every split exists, possibly empty
+            if split not in self._counts:
+                label_shape = (len(self._classes),) if self._label_type == "attributes" else ()
+                self.write_split(
+                    split, np.zeros((0, *self._shape), np.uint8), np.zeros((0, *label_shape), np.int64)
+                )
+        meta = {
+            "classes": self._classes,
+            "label_type": self._label_type,
+            "splits": {s: self._counts[s] for s in SPLITS},
+            "image_shape": self._shape,
+            **self._meta,
+        }
+        (self.tmp / CLASSES_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_split(root: str | Path, split: str, mmap: bool = True) -> SplitArrays:
+    """Load one split; memory-mapped read-only by default."""
+    root = Path(root)
+    ipath = images_path(root, split)
+    if not ipath.exists():
+        raise DataFormatError(f"{ipath} is missing: run `dvc repro` to prepare {root.name}")
+    mode = "r" if mmap else None
+    return SplitArrays(np.load(ipath, mmap_mode=mode), np.load(labels_path(root, split), mmap_mode=mode))
+
+
+def load_meta(root: str | Path) -> dict[str, Any]:
+    """Read classes.json of a prepared dataset."""
+    path = Path(root) / CLASSES_FILE
+    if not path.exists():
+        raise DataFormatError(f"{path} is missing: run `dvc repro` to prepare {Path(root).name}")
+    return json.loads(path.read_text())

@@ -1,0 +1,19 @@
+"""dvc stage `stats@<dataset>`: per-channel mean/std of the train split → data/stats/<dataset>.json."""
+
+import argparse
+from pathlib import Path
+
+from cnnpipe import stage
+from cnnpipe.data.stats import compute_stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    stats = compute_stats(Path("data/prepared") / args.dataset, Path("data/stats") / f"{args.dataset}.json")
+    print(f"{args.dataset}: mean {stats['mean']} std {stats['std']} over {stats['count']} train images")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,127 @@
+"""Safe archive access: traversal, links and truncation are refused with one clear line."""
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+from cnnpipe.data.archives import check_member_name, iter_tar_files, open_zip, safe_extract
+from cnnpipe.errors import ArchiveError
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _tar(path, members, mode="w:gz"):
+    with tarfile.open(path, mode) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name, data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _one_line(exc_info):
+    message = str(exc_info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "a/../../evil.txt", "/etc/passwd", "C:/x.txt", "a\\..\\b"])
+def test_member_names_that_escape_are_rejected(name):
+    with pytest.raises(ArchiveError) as exc:
+        check_member_name(name, "some.zip")
+    assert "unsafe member path" in _one_line(exc)
+
+
+def test_ordinary_member_names_are_accepted():
+    assert str(check_member_name("rps/paper/paper01-000.png", "rps.zip")) == "rps/paper/paper01-000.png"
+
+
+def test_zip_slip_entry_is_refused_and_nothing_extracted(tmp_path):
+    archive = _zip(tmp_path / "evil.zip", {"horses/ok.png": b"1", "../../evil.png": b"2"})
+    dest = tmp_path / "out"
+    with pytest.raises(ArchiveError) as exc:
+        safe_extract(archive, dest)
+    assert "../../evil.png" in _one_line(exc)
+    assert not dest.exists()
+    assert not (tmp_path.parent / "evil.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.zip"]
+
+
+def test_zip_symlink_member_is_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("horses/link.png")
+        info.create_system = 3
+        info.external_attr = 0o120777 << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(ArchiveError) as exc, open_zip(archive):
+        pass
+    assert "symbolic link" in _one_line(exc)
+
+
+def test_tar_member_with_dotdot_is_refused(tmp_path):
+    archive = _tar(tmp_path / "evil.tar.gz", [_file("cifar-10-batches-py/data_batch_1"), _file("../x")])
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(archive))
+    assert "'../x'" in _one_line(exc)
+
+
+def test_tar_symlink_escaping_is_refused_but_internal_link_allowed(tmp_path):
+    inside = tarfile.TarInfo("d/link")
+    inside.type, inside.linkname = tarfile.SYMTYPE, "file"
+    names = [n for n, _ in iter_tar_files(_tar(tmp_path / "ok.tar", [_file("d/file"), (inside, None)], "w"))]
+    assert names == ["d/file"]
+
+    escaping = tarfile.TarInfo("d/link")
+    escaping.type, escaping.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(_tar(tmp_path / "bad.tar", [(escaping, None)], "w")))
+    assert "points outside" in _one_line(exc)
+
+
+def test_tar_device_member_is_refused(tmp_path):
+    dev = tarfile.TarInfo("dev/null")
+    dev.type = tarfile.CHRTYPE
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(_tar(tmp_path / "dev.tar", [(dev, None)], "w")))
+    assert "device" in _one_line(exc)
+
+
+def test_truncated_tar_gz_gives_one_line(tmp_path):
+    full = _tar(tmp_path / "full.tar.gz", [_file(f"f{i}", bytes(range(256)) * 400) for i in range(5)])
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(cut))
+    assert "truncated or corrupt" in _one_line(exc)
+
+
+def test_truncated_zip_gives_one_line_and_leaves_nothing(tmp_path):
+    full = _zip(tmp_path / "full.zip", {f"c/{i}.png": bytes(range(256)) * 100 for i in range(5)})
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(full.read_bytes()[:-200])
+    dest = tmp_path / "out"
+    with pytest.raises(ArchiveError) as exc:
+        safe_extract(cut, dest)
+    assert "truncated or corrupt" in _one_line(exc)
+    assert not dest.exists()
+
+
+def test_safe_extract_writes_every_member(tmp_path):
+    archive = _zip(tmp_path / "a.zip", {"rps/paper/p1.png": b"p", "rps/rock/r1.png": b"r"})
+    dest = safe_extract(archive, tmp_path / "out")
+    assert (dest / "rps/paper/p1.png").read_bytes() == b"p"
+    assert (dest / "rps/rock/r1.png").read_bytes() == b"r"
+    tar = _tar(tmp_path / "b.tar.gz", [_file("x/y.bin", b"abc")])
+    assert (safe_extract(tar, tmp_path / "out2") / "x/y.bin").read_bytes() == b"abc"
