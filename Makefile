@@ -21,7 +21,13 @@ help:
 	@echo "make lint           ruff"
 	@echo "make bench-prepare  prepare-speed benchmark (full-size CIFAR-10-shaped sample)"
 
+# NO_INSTALL=1 uses an existing $(VENV) as it is (the pipeline test runs `make demo` that way).
+ifeq ($(NO_INSTALL),)
 install: $(VENV)/.installed
+else
+install:
+	@test -x $(BIN)/python || { echo "NO_INSTALL is set but $(BIN)/python does not exist" >&2; exit 1; }
+endif
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

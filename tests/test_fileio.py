@@ -1,5 +1,7 @@
 """Atomic outputs: a failure leaves the previous output (or nothing), never a partial one."""
 
+import os
+
 import pytest
 
 from cnnpipe.fileio import atomic_dir, atomic_file, atomic_write_json
@@ -27,3 +29,15 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
         (tmp / "y").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["y"]
     assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "s.json", {})
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "s.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

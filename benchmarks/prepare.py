@@ -1,0 +1,91 @@
+"""Prepare speed: the CIFAR-10 training array from a full-size archive, cnnpipe vs the usual recipe.
+
+Both sides start from the same 50,000-image ``cifar-10-python.tar.gz`` (written by the sample
+generator in the exact upstream format) and end with all training images in memory or on disk:
+
+* cnnpipe: ``prepare_dataset("cifar10", ...)`` — reads the pickled batches straight from the
+  tar.gz and writes uint8 N×3×32×32 ``.npy`` arrays for train, valid *and* test (more work
+  than the baseline, which builds the training tensor only);
+* baseline: extract the archive (what ``CIFAR10(download=True)`` does), build
+  ``torchvision.datasets.CIFAR10(transform=ToTensor())`` and ``torch.stack`` every image.
+
+Run:  python benchmarks/prepare.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets, transforms
+
+from cnnpipe.data.archives import safe_extract
+from cnnpipe.data.prepare import prepare_dataset
+from cnnpipe.data.sample import write_sample_mirror
+
+
+class _CIFAR10(datasets.CIFAR10):
+    """torchvision's CIFAR10; the sample archive's batches differ from upstream's md5s."""
+
+    def _check_integrity(self) -> bool:
+        return True
+
+
+def cnnpipe_prepare(raw: Path, out: Path) -> int:
+    """Build the prepared arrays with cnnpipe; return the number of training images."""
+    prepare_dataset("cifar10", raw, out, {"valid_first": 0}, log=lambda _: None)
+    return len(np.load(out / "train.images.npy", mmap_mode="r"))
+
+
+def torchvision_recipe(archive: Path, root: Path) -> int:
+    """The usual recipe: extract, dataset with ToTensor(), stack; return the image count."""
+    safe_extract(archive, root / "cifar-10-batches-py-extract")
+    (root / "cifar-10-batches-py-extract" / "cifar-10-batches-py").rename(root / "cifar-10-batches-py")
+    dataset = _CIFAR10(str(root), train=True, download=False, transform=transforms.ToTensor())
+    images = torch.stack([image for image, _ in dataset])
+    return len(images)
+
+
+def _best_of(repeat: int, fn, *args) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    for i in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            count = fn(*args, Path(tmp) / f"run{i}")
+            best = min(best, time.perf_counter() - start)
+    return best, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side; the best is reported")
+    parser.add_argument("--train", type=int, default=50000, help="training images in the archive")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        mirror = Path(tmp) / "mirror"
+        write_sample_mirror(
+            mirror,
+            sizes={"cifar10": {"train": args.train, "test": 10000}},
+            datasets=["cifar10"],
+            log=lambda _: None,
+        )
+        raw = mirror / "cifar10"
+        ours, n_ours = _best_of(args.repeat, cnnpipe_prepare, raw)
+        base, n_base = _best_of(args.repeat, torchvision_recipe, raw / "cifar-10-python.tar.gz")
+    assert n_ours == n_base == args.train, (n_ours, n_base)
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
+    print(f"CIFAR-10 train array from a {args.train}-image archive (best of {args.repeat}):")
+    print(f"  cnnpipe prepare_dataset         {ours:7.2f} s  ({n_ours / ours:9.0f} img/s)")
+    print(f"  torchvision CIFAR10+ToTensor    {base:7.2f} s  ({n_base / base:9.0f} img/s)")
+    print(f"  speed-up                        {base / ours:7.1f}×")
+
+
+if __name__ == "__main__":
+    main()

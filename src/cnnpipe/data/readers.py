@@ -1,0 +1,385 @@
+"""Readers for the upstream dataset formats.
+
+One function per format, each returning plain numpy arrays and failing with a
+:class:`~cnnpipe.errors.DataFormatError` (or :class:`~cnnpipe.errors.ArchiveError`) whose
+message names the file and says what to do:
+
+* IDX (MNIST, Fashion-MNIST): :func:`read_idx`
+* the CIFAR-10 python pickles inside ``cifar-10-python.tar.gz``: :func:`read_cifar10`
+* CelebA's attribute and partition lists: :func:`read_celeba_attributes`,
+  :func:`read_celeba_partition`
+* ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
+
+Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import posixpath
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cnnpipe.data.archives import check_member_name, iter_tar_files, open_zip
+from cnnpipe.errors import DataFormatError
+
+# torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+# Errors Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError).
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+# --------------------------------------------------------------------------- IDX
+
+# IDX type codes (third magic byte) → big-endian numpy dtype.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_KIND = {1: "labels", 3: "images"}
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(f"{path} is missing; download it first (`dvc repro`)") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataFormatError(
+            f"{path}: not a readable gzip file ({exc}); it is truncated or corrupt — delete it "
+            "and download it again"
+        ) from None
+
+
+def read_idx(path: Path, *, ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw) into a native-endian numpy array.
+
+    The magic number must be ``0x00 0x00 <type code> <ndim>``; ``ndim=3`` additionally
+    requires uint8 images (``0x00000803``) and ``ndim=1`` uint8 labels (``0x00000801``), as
+    in the MNIST files. The payload size must match the dimensions exactly.
+    """
+    path = Path(path)
+    data = _read_maybe_gzip(path)
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    shown = f"0x{magic:08x}" if magic is not None else f"{len(data)} bytes only"
+    if ndim is not None:
+        expected = 0x0800 + ndim
+        if magic != expected:
+            what = _IDX_KIND.get(ndim, f"{ndim}-d uint8 data")
+            raise DataFormatError(
+                f"{path}: not an IDX file of {what} (magic {shown}, expected 0x{expected:08x}); "
+                "the file is corrupt or not what its name says — download it again"
+            )
+    elif magic is None or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES or data[3] == 0:
+        raise DataFormatError(
+            f"{path}: not an IDX file (magic {shown}, expected 0x0000TTNN with a type code TT "
+            "and a dimension count NN); the file is corrupt — download it again"
+        )
+    dims_count = data[3]
+    header = 4 + 4 * dims_count
+    if len(data) < header:
+        raise DataFormatError(
+            f"{path}: IDX header is cut short ({len(data)} bytes); the file is truncated — download it again"
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims_count))
+    dtype = _IDX_DTYPES[data[2]]
+    expected_bytes = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected_bytes:
+        raise DataFormatError(
+            f"{path}: IDX dimensions {'×'.join(map(str, dims))} need {expected_bytes} bytes but "
+            f"the file holds {len(data)}; it is truncated or corrupt — download it again"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))
+
+
+# ------------------------------------------------------------------------ CIFAR-10
+
+_CIFAR_FOLDER = "cifar-10-batches-py"
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST = ("test_batch",)
+_CIFAR_META = "batches.meta"
+
+# Everything the CIFAR pickles (written by Python 2 numpy, or any later numpy) may refer to.
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays and plain containers, and nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle(data: bytes, where: str) -> dict[str, object]:
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except Exception as exc:  # a damaged pickle can raise almost anything
+        raise DataFormatError(
+            f"{where}: not a CIFAR pickle ({type(exc).__name__}: {exc}); the archive is "
+            "corrupt — delete it and download it again"
+        ) from None
+    if not isinstance(obj, dict):
+        raise DataFormatError(f"{where}: expected a dict in the pickle, found {type(obj).__name__}")
+    # Python 2 pickles read with encoding="bytes" have bytes keys; accept both.
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _cifar_batch(entry: dict[str, object], where: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = np.asarray(entry["data"])
+        labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"])
+    except KeyError:
+        raise DataFormatError(
+            f"{where}: batch has no 'data'/'labels' entries (keys: {sorted(entry)}); the archive "
+            "is not the CIFAR-10 python version"
+        ) from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataFormatError(f"{where}: batch data is {data.dtype} {data.shape}, expected uint8 N×3072")
+    if labels.ndim != 1 or len(labels) != len(data):
+        raise DataFormatError(f"{where}: {len(labels)} labels for {len(data)} images; the archive is corrupt")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def read_cifar10(archive: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Read ``cifar-10-python.tar.gz`` without extracting it.
+
+    Returns ``({"train": (images, labels), "test": (images, labels)}, class names)`` with
+    images uint8 N×3×32×32 and labels int64; train is ``data_batch_1`` … ``data_batch_5`` in
+    that order (as torchvision concatenates them), test is ``test_batch``, and the class
+    names come from ``batches.meta``.
+    """
+    archive = Path(archive)
+    wanted = {*_CIFAR_TRAIN, *_CIFAR_TEST, _CIFAR_META}
+    members: dict[str, bytes] = {}
+    for name, data in iter_tar_files(archive):
+        base = posixpath.basename(name)
+        if base in wanted and posixpath.dirname(name).rstrip("/").endswith(_CIFAR_FOLDER):
+            members[base] = data
+    missing = sorted(wanted - members.keys())
+    if missing:
+        raise DataFormatError(
+            f"{archive}: no {', '.join(missing)} under {_CIFAR_FOLDER}/; this is not the "
+            "CIFAR-10 python archive — download cifar-10-python.tar.gz again"
+        )
+    splits = {}
+    for split, names in (("train", _CIFAR_TRAIN), ("test", _CIFAR_TEST)):
+        parts = [_cifar_batch(_unpickle(members[n], f"{archive}:{n}"), f"{archive}:{n}") for n in names]
+        splits[split] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    meta = _unpickle(members[_CIFAR_META], f"{archive}:{_CIFAR_META}")
+    classes = meta.get("label_names")
+    if not isinstance(classes, list) or not all(isinstance(c, (str, bytes)) for c in classes):
+        raise DataFormatError(f"{archive}:{_CIFAR_META}: no list of label_names; the archive is corrupt")
+    classes = [c.decode("latin1") if isinstance(c, bytes) else c for c in classes]
+    for split, (_, labels) in splits.items():
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise DataFormatError(
+                f"{archive}: {split} labels range {labels.min()}..{labels.max()} but there are "
+                f"{len(classes)} classes; the archive is corrupt — download it again"
+            )
+    return splits, classes
+
+
+# -------------------------------------------------------------------------- CelebA
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise DataFormatError(f"{path} is missing; download it first (`dvc repro`)") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(
+            f"{path}: not a text file (an HTML quota page or a binary download?); delete it "
+            "and download it again"
+        ) from None
+
+
+def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Parse ``list_attr_celeba.txt``: (attribute names, file names, N×K int64 in {-1, 1}).
+
+    The first line is the image count, the second the attribute names (the upstream header
+    ends with a space, so fields are split on any whitespace), then one row per image.
+    """
+    path = Path(path)
+    lines = [line for line in _read_lines(path) if line.strip()]
+    if len(lines) < 2 or not lines[0].strip().isdigit():
+        raise DataFormatError(
+            f"{path}: does not start with an image count and a header line; not the CelebA "
+            "attribute list — download it again"
+        )
+    count, names, rows = int(lines[0]), lines[1].split(), lines[2:]
+    if len(rows) != count:
+        raise DataFormatError(
+            f"{path}: header says {count} images but {len(rows)} rows follow; the file is "
+            "truncated — download it again"
+        )
+    files: list[str] = []
+    values = np.empty((len(rows), len(names)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        fields = row.split()
+        try:
+            if len(fields) != len(names) + 1:
+                raise ValueError(f"{len(fields) - 1} values for {len(names)} attributes")
+            values[i] = [int(v) for v in fields[1:]]
+        except ValueError as exc:
+            raise DataFormatError(f"{path}: line {i + 3} is malformed ({exc})") from None
+        files.append(fields[0])
+    bad = ~np.isin(values, (-1, 1))
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataFormatError(
+            f"{path}: line {row + 3} ({files[row]}) has values other than -1/1; the file is corrupt"
+        )
+    return names, files, values
+
+
+def read_celeba_partition(path: Path) -> dict[str, int]:
+    """Parse ``list_eval_partition.txt``: file name → 0 (train), 1 (valid) or 2 (test), in file order."""
+    path = Path(path)
+    partition: dict[str, int] = {}
+    for number, line in enumerate(_read_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise DataFormatError(
+                f"{path}: line {number} is not '<file> <0|1|2>'; not the CelebA partition "
+                "list — download it again"
+            )
+        partition[fields[0]] = int(fields[1])
+    if not partition:
+        raise DataFormatError(f"{path}: no entries; the file is empty — download it again")
+    return partition
+
+
+# --------------------------------------------------------------------- ImageFolder
+
+
+def _is_hidden(relpath: str) -> bool:
+    parts = relpath.split("/")
+    return parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def _list_files(source: Path) -> list[str]:
+    """Relative posix paths of every (non-hidden) file in a directory or zip."""
+    if source.is_dir():
+        names = [
+            Path(root, f).relative_to(source).as_posix()
+            for root, _, files in os.walk(source, followlinks=True)
+            for f in files
+        ]
+    elif source.is_file():
+        with open_zip(source) as zf:
+            names = [
+                check_member_name(i.filename, source).as_posix() for i in zf.infolist() if not i.is_dir()
+            ]
+    else:
+        raise DataFormatError(f"{source} is missing; download it first (`dvc repro`)")
+    return [n for n in names if not _is_hidden(n)]
+
+
+def _strip_root(files: list[str], prefix: str) -> str:
+    """The single top folder to strip (``"rps/"`` for rps.zip), or ``""``.
+
+    It is stripped only when everything sits under it and, without a prefix, the images lie
+    in class folders below it (so a lone class folder is not mistaken for a wrapper), or with
+    a prefix, when the prefix is found under it.
+    """
+    tops = {f.split("/", 1)[0] for f in files if "/" in f}
+    if len(tops) != 1 or any("/" not in f for f in files):
+        return ""
+    top = tops.pop() + "/"
+    if prefix:
+        inner = f"{top}{prefix}/"
+        at_root = any(f.startswith(f"{prefix}/") for f in files)
+        return top if not at_root and any(f.startswith(inner) for f in files) else ""
+    return top if all(f.count("/") >= 2 for f in files if _is_image(f)) else ""
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def list_imagefolder(source: Path, prefix: str = "") -> tuple[list[str], list[tuple[str, int]]]:
+    """List an ImageFolder tree (a directory or a zip) the way torchvision's ImageFolder does.
+
+    Returns ``(classes, samples)``: classes are the folders directly below the root (or
+    below ``prefix``) that hold at least one image, sorted alphabetically; samples are
+    ``(path, class index)`` ordered by class, then folder, then file name, where path is the
+    zip member name or the file path. Images are recognised by torchvision's
+    ``IMG_EXTENSIONS`` (any case); ``__MACOSX/`` and dotfiles are ignored, and images lying
+    directly in the root belong to no class. A zip (or directory) whose content all sits in
+    one top folder, like rps.zip's ``rps/``, is read from inside that folder.
+    """
+    source = Path(source)
+    files = _list_files(source)
+    prefix = prefix.strip("/")
+    base = _strip_root(files, prefix) + (f"{prefix}/" if prefix else "")
+    found = []  # (class, folder, file name, full relative path)
+    for rel in files:
+        if not rel.startswith(base) or not _is_image(rel):
+            continue
+        inner = rel[len(base) :]
+        if "/" not in inner:
+            continue
+        folder, name = posixpath.split(inner)
+        found.append((inner.split("/", 1)[0], folder, name, rel))
+    classes = sorted({c for c, *_ in found})
+    index = {c: i for i, c in enumerate(classes)}
+    # torchvision walks each class folder with sorted(os.walk(...)) and sorted file names:
+    # sub-folders order by their path string, the class folder's own files first.
+    found.sort(key=lambda f: (index[f[0]], f[1], f[2]))
+    root = "" if source.is_file() else f"{source}/"
+    return classes, [(root + rel, index[c]) for c, _, _, rel in found]
+
+
+def list_top_folders(source: Path) -> list[str]:
+    """Folder names at the top of a directory or zip, inside a single wrapper folder holding train/."""
+    files = _list_files(Path(source))
+    base = _strip_root(files, "train")
+    inner = (f[len(base) :] for f in files if f.startswith(base))
+    return sorted({f.split("/", 1)[0] for f in inner if "/" in f})
+
+
+def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
+    """Decode image bytes to uint8 C×H×W RGB, as torchvision's default loader and Resize do.
+
+    The image is converted with ``.convert("RGB")`` (what ``pil_loader`` does for RGBA, L
+    and P images) and, when ``size=(H, W)`` is given, resized with PIL's bilinear filter, as
+    ``transforms.Resize((H, W))`` does on a PIL image. Pillow's errors propagate (see
+    :data:`IMAGE_ERRORS`).
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        rgb = img.convert("RGB")
+    if size is not None:
+        height, width = size
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()

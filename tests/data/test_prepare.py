@@ -1,0 +1,531 @@
+"""The prepare step on the sample mirror, compared element for element with torchvision."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import datasets as tvd
+from torchvision.transforms import Compose, PILToTensor, Resize
+
+from cnnpipe.data.archives import safe_extract
+from cnnpipe.data.arrays import SPLITS, load_meta, load_split
+from cnnpipe.data.prepare import prepare_dataset, prepare_imagefolder, stratified_split
+from cnnpipe.data.sample import write_celeba_torchvision_extras
+from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
+
+IMAGEFOLDER_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.25, "split_seed": 3}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _prepare(name, raw_dir, out_dir, params, **kwargs):
+    lines: list[str] = []
+    prepare_dataset(name, raw_dir, out_dir, params, log=lines.append, **kwargs)
+    return lines
+
+
+def _splits(out_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    loaded = {s: load_split(out_dir, s, mmap=False) for s in SPLITS}
+    return {s: (a.images, a.labels) for s, a in loaded.items()}
+
+
+def _copy_raw(mirror: Path, name: str, dest: Path) -> Path:
+    return Path(shutil.copytree(mirror / name, dest / name))
+
+
+def _assert_clean_failure(exc_info, out_dir: Path) -> str:
+    """One-line message, and nothing at out_dir nor any temporary left beside it."""
+    message = str(exc_info.value)
+    assert "\n" not in message
+    assert not out_dir.exists()
+    parent = out_dir.parent
+    assert not parent.exists() or list(parent.iterdir()) == []
+    return message
+
+
+def _tv_folder(root: Path, size: tuple[int, int]) -> tuple[list[str], torch.Tensor, list[int], list[str]]:
+    """torchvision's ImageFolder + Resize + PILToTensor: (classes, N×C×H×W, targets, paths)."""
+    folder = tvd.ImageFolder(str(root), transform=Compose([Resize(size), PILToTensor()]))
+    images = torch.stack([folder[i][0] for i in range(len(folder))])
+    paths = [Path(p).relative_to(root).as_posix() for p, _ in folder.samples]
+    return folder.classes, images, list(folder.targets), paths
+
+
+# ----------------------------------------------------------------- IDX and CIFAR
+
+
+@pytest.mark.parametrize(("name", "tv_class"), [("mnist", tvd.MNIST), ("fashion_mnist", tvd.FashionMNIST)])
+def test_idx_sets_equal_torchvision(mirror, sample_sizes, tmp_path, name, tv_class):
+    out = tmp_path / "prepared" / name
+    lines = _prepare(name, mirror / name, out, {"valid_first": 30})
+    raw = tmp_path / "tv" / tv_class.__name__ / "raw"
+    raw.mkdir(parents=True)
+    for gz in (mirror / name).glob("*.gz"):
+        (raw / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    tv_train = tv_class(str(tmp_path / "tv"), train=True, download=False)
+    tv_test = tv_class(str(tmp_path / "tv"), train=False, download=False)
+
+    splits = _splits(out)
+    assert len(splits["valid"][0]) == 30 and len(splits["train"][0]) == sample_sizes[name]["train"] - 30
+    # The first 30 training images are the valid split; train is the rest, in order.
+    images = np.concatenate([splits["valid"][0], splits["train"][0]])
+    labels = np.concatenate([splits["valid"][1], splits["train"][1]])
+    np.testing.assert_array_equal(images[:, 0], tv_train.data.numpy())
+    np.testing.assert_array_equal(labels, tv_train.targets.numpy())
+    np.testing.assert_array_equal(splits["test"][0][:, 0], tv_test.data.numpy())
+    np.testing.assert_array_equal(splits["test"][1], tv_test.targets.numpy())
+    assert images.dtype == np.uint8 and labels.dtype == np.int64 and images.shape[1:] == (1, 28, 28)
+
+    meta = load_meta(out)
+    assert meta["classes"] == tv_class.classes
+    assert meta["dataset"] == name and meta["valid_first"] == 30 and meta["label_type"] == "class"
+    assert "train-images-idx3-ubyte.gz" in meta["source"]
+    assert lines == [f"{name}: prepared train 90, valid 30, test 40 images in {out}"]
+
+
+def test_cifar10_equals_torchvision(mirror, tmp_path):
+    out = tmp_path / "prepared" / "cifar10"
+    _prepare("cifar10", mirror / "cifar10", out, {"valid_first": 20})
+    safe_extract(mirror / "cifar10" / "cifar-10-python.tar.gz", tmp_path / "tv")
+
+    class SampleCIFAR10(tvd.CIFAR10):
+        meta: ClassVar = {**tvd.CIFAR10.meta, "md5": None}  # the sample's checksum is not upstream's
+
+        def _check_integrity(self) -> bool:
+            return True
+
+    tv_train = SampleCIFAR10(str(tmp_path / "tv"), train=True)
+    tv_test = SampleCIFAR10(str(tmp_path / "tv"), train=False)
+    splits = _splits(out)
+    train_images = np.concatenate([splits["valid"][0], splits["train"][0]])
+    train_labels = np.concatenate([splits["valid"][1], splits["train"][1]])
+    assert len(splits["valid"][0]) == 20
+    np.testing.assert_array_equal(train_images, tv_train.data.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(train_labels, tv_train.targets)
+    np.testing.assert_array_equal(splits["test"][0], tv_test.data.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(splits["test"][1], tv_test.targets)
+    meta = load_meta(out)
+    assert meta["classes"] == tv_train.classes and meta["image_shape"] == [3, 32, 32]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "mnist",
+            120,
+            "datasets.mnist.valid_first=120 but the training file train-images-idx3-ubyte.gz has "
+            "only 120 images; set it below 120",
+        ),
+        (
+            "cifar10",
+            500,
+            "datasets.cifar10.valid_first=500 but the training file cifar-10-python.tar.gz has "
+            "only 100 images; set it below 100",
+        ),
+        ("mnist", -1, "datasets.mnist.valid_first=-1 is invalid"),
+        ("mnist", None, "datasets.mnist.valid_first=None is invalid"),
+        ("cifar10", True, "datasets.cifar10.valid_first=True is invalid"),
+    ],
+)
+def test_valid_first_out_of_range(mirror, tmp_path, name, value, message):
+    out = tmp_path / "prepared" / name
+    with pytest.raises(ParamError) as exc:
+        prepare_dataset(name, mirror / name, out, {"valid_first": value}, log=_quiet)
+    assert _assert_clean_failure(exc, out).startswith(message)
+
+
+def _idx(array: np.ndarray, magic: int, cut: int = 0) -> bytes:
+    """A gzipped IDX file; ``cut`` drops that many bytes from the end of the payload."""
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.tobytes()
+    return gzip.compress(payload[: len(payload) - cut])
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "error", "expected"),
+    [
+        ("train-images-idx3-ubyte.gz", gzip.compress(b"<!DOCTYPE html><p>quota</p>"), DataFormatError,
+         "expected 0x00000803"),
+        ("train-labels-idx1-ubyte.gz", _idx(np.zeros((120, 28, 28), np.uint8), 0x803), DataFormatError,
+         "magic 0x00000803, expected 0x00000801"),
+        ("t10k-images-idx3-ubyte.gz", _idx(np.zeros((40, 28, 28), np.uint8), 0x803)[:-40], DataFormatError,
+         "gzip"),
+        ("t10k-images-idx3-ubyte.gz", _idx(np.zeros((40, 28, 28), np.uint8), 0x803, cut=5), DataFormatError,
+         "40×28×28 need"),
+        ("t10k-labels-idx1-ubyte.gz", _idx(np.zeros(39, np.uint8), 0x801), DataFormatError,
+         "holds 40 images but"),
+        ("t10k-labels-idx1-ubyte.gz", _idx(np.full(40, 10, np.uint8), 0x801), DataFormatError,
+         "label values 10..10 fall outside the 10 classes"),
+    ],
+)  # fmt: skip
+def test_bad_idx_files_fail_cleanly(mirror, tmp_path, file, content, error, expected):
+    raw = _copy_raw(mirror, "mnist", tmp_path / "raw")
+    (raw / file).write_bytes(content)
+    out = tmp_path / "prepared" / "mnist"
+    with pytest.raises(error) as exc:
+        prepare_dataset("mnist", raw, out, {"valid_first": 10}, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert expected in message and file in message
+
+
+def test_count_mismatch_names_both_files(mirror, tmp_path):
+    raw = _copy_raw(mirror, "mnist", tmp_path / "raw")
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(_idx(np.zeros(39, np.uint8), 0x801))
+    out = tmp_path / "prepared" / "mnist"
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset("mnist", raw, out, {"valid_first": 10}, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert "t10k-images-idx3-ubyte.gz holds 40 images" in message
+    assert "t10k-labels-idx1-ubyte.gz holds 39 labels" in message
+
+
+def test_missing_raw_file(mirror, tmp_path):
+    raw = _copy_raw(mirror, "fashion_mnist", tmp_path / "raw")
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()
+    out = tmp_path / "prepared" / "fashion_mnist"
+    with pytest.raises(DataFormatError, match=r"t10k-labels-idx1-ubyte\.gz is missing") as exc:
+        prepare_dataset("fashion_mnist", raw, out, {"valid_first": 10}, log=_quiet)
+    _assert_clean_failure(exc, out)
+
+
+def test_truncated_cifar_archive_fails_cleanly_and_keeps_previous_output(mirror, tmp_path):
+    raw = _copy_raw(mirror, "cifar10", tmp_path / "raw")
+    out = tmp_path / "prepared" / "cifar10"
+    prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    archive = raw / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    with pytest.raises(ArchiveError) as exc:
+        prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+    assert "\n" not in str(exc.value) and str(archive) in str(exc.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    assert [p.name for p in out.parent.iterdir()] == ["cifar10"]  # no temporaries beside it
+
+
+# -------------------------------------------------------------------------- CelebA
+
+
+@pytest.fixture(scope="module")
+def celeba_prepared(mirror, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("celeba") / "celeba"
+    prepare_dataset("celeba", mirror / "celeba", out, {}, workers=3, log=_quiet)
+    return out
+
+
+def test_celeba_equals_torchvision(mirror, sample_sizes, celeba_prepared, tmp_path):
+    folder = tmp_path / "celeba"
+    safe_extract(mirror / "celeba" / "img_align_celeba.zip", folder)
+    for txt in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        shutil.copy(mirror / "celeba" / txt, folder / txt)
+    write_celeba_torchvision_extras(folder)
+
+    class SampleCelebA(tvd.CelebA):
+        def _check_integrity(self) -> bool:
+            return True
+
+    meta = load_meta(celeba_prepared)
+    assert meta["label_type"] == "attributes" and meta["image_shape"] == [3, 218, 178]
+    assert meta["splits"] == sample_sizes["celeba"]
+    for split in SPLITS:
+        tv = SampleCelebA(str(tmp_path), split=split, target_type="attr", transform=PILToTensor())
+        ours = load_split(celeba_prepared, split)
+        assert meta["classes"] == [n for n in tv.attr_names if n]
+        assert ours.labels.dtype == np.int64 and ours.labels.shape == (len(tv), 40)
+        np.testing.assert_array_equal(ours.labels, tv.attr.numpy())
+        for i in range(len(tv)):
+            image, _ = tv[i]
+            np.testing.assert_array_equal(ours.images[i], image.numpy())
+
+
+def test_celeba_is_the_same_with_one_worker(mirror, celeba_prepared, tmp_path):
+    out = tmp_path / "celeba"
+    prepare_dataset("celeba", mirror / "celeba", out, {}, workers=1, log=_quiet)
+    for split in SPLITS:
+        assert (out / f"{split}.images.npy").read_bytes() == (
+            celeba_prepared / f"{split}.images.npy"
+        ).read_bytes()
+        assert (out / f"{split}.labels.npy").read_bytes() == (
+            celeba_prepared / f"{split}.labels.npy"
+        ).read_bytes()
+
+
+def _rewrite_zip(
+    src: Path, dest: Path, drop: str | None = None, replace: dict[str, bytes] | None = None
+) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w") as zout:
+        for info in zin.infolist():
+            if info.filename != drop:
+                zout.writestr(info, (replace or {}).get(info.filename, zin.read(info)))
+
+
+def test_celeba_missing_member_attribute_row_and_corrupt_jpeg(mirror, tmp_path):
+    raw = _copy_raw(mirror, "celeba", tmp_path / "raw")
+    out = tmp_path / "prepared" / "celeba"
+    original = mirror / "celeba" / "img_align_celeba.zip"
+    zip_path = raw / "img_align_celeba.zip"
+
+    _rewrite_zip(original, zip_path, drop="img_align_celeba/000033.jpg")
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset("celeba", raw, out, {}, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert str(zip_path) in message and "img_align_celeba/000033.jpg" in message
+
+    jpeg = zipfile.ZipFile(original).read("img_align_celeba/000041.jpg")
+    _rewrite_zip(original, zip_path, replace={"img_align_celeba/000041.jpg": jpeg[: len(jpeg) // 3]})
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset("celeba", raw, out, {}, workers=2, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert "img_align_celeba/000041.jpg is not a readable image" in message
+
+    shutil.copy(original, zip_path)
+    attr = raw / "list_attr_celeba.txt"
+    lines = attr.read_text().splitlines()
+    attr.write_text("\n".join([str(int(lines[0]) - 1), lines[1], *lines[2:6], *lines[7:]]) + "\n")
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset("celeba", raw, out, {}, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert "list_attr_celeba.txt: no attribute row for 000005.jpg" in message
+
+
+# --------------------------------------------------------------------- ImageFolder
+
+
+@pytest.fixture(scope="module")
+def horses_prepared(mirror, tmp_path_factory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("hoh") / "horse_or_human"
+    lines: list[str] = []
+    prepare_dataset("horse_or_human", mirror / "horse_or_human", out, IMAGEFOLDER_PARAMS, log=lines.append)
+    return out, lines
+
+
+def test_horse_or_human_equals_torchvision_with_split(mirror, horses_prepared, tmp_path):
+    out, lines = horses_prepared
+    size = tuple(IMAGEFOLDER_PARAMS["image_size"])
+    classes, tv_images, tv_targets, tv_paths = _tv_folder(
+        safe_extract(mirror / "horse_or_human" / "horse-or-human.zip", tmp_path / "train"), size
+    )
+    meta = load_meta(out)
+    assert meta["classes"] == classes == ["horses", "humans"]
+    assert meta["source"] == ["horse-or-human.zip", "validation-horse-or-human.zip"]
+    assert meta["image_shape"] == [3, 40, 30] and meta["split_seed"] == 3
+    splits = _splits(out)
+    files = json.loads((out / "files.json").read_text())
+    assert json.loads((out / "skipped.json").read_text()) == []
+
+    # train + valid reassembled in torchvision's order is torchvision's whole training folder.
+    row_of = {path: i for i, path in enumerate(tv_paths)}
+    assert sorted(files["train"] + files["valid"], key=row_of.__getitem__) == tv_paths
+    for split in ("train", "valid"):
+        rows = [row_of[p] for p in files[split]]
+        assert rows == sorted(rows)  # listing order kept inside each split
+        np.testing.assert_array_equal(splits[split][0], tv_images[rows].numpy())
+        np.testing.assert_array_equal(splits[split][1], np.asarray(tv_targets)[rows])
+    # Stratified: 25 % of each 12-image class.
+    assert np.bincount(splits["valid"][1]).tolist() == [3, 3]
+
+    classes_t, test_images, test_targets, test_paths = _tv_folder(
+        safe_extract(mirror / "horse_or_human" / "validation-horse-or-human.zip", tmp_path / "test"), size
+    )
+    assert files["test"] == test_paths and classes_t == classes
+    np.testing.assert_array_equal(splits["test"][0], test_images.numpy())
+    np.testing.assert_array_equal(splits["test"][1], test_targets)
+    assert lines == [f"horse_or_human: prepared train 18, valid 6, test 8 images in {out}"]
+
+
+def test_rps_wrapper_folder_square_size_and_no_valid(mirror, tmp_path):
+    out = tmp_path / "rps"
+    params = {"image_size": 24, "valid_fraction": 0, "split_seed": 0}
+    prepare_dataset("rps", mirror / "rps", out, params, workers=2, log=_quiet)
+    splits = _splits(out)
+    for split, zip_name, top in (("train", "rps.zip", "rps"), ("test", "rps-test-set.zip", "rps-test-set")):
+        root = safe_extract(mirror / "rps" / zip_name, tmp_path / split) / top
+        classes, images, targets, _ = _tv_folder(root, (24, 24))
+        assert classes == load_meta(out)["classes"] == ["paper", "rock", "scissors"]
+        np.testing.assert_array_equal(splits[split][0], images.numpy())
+        np.testing.assert_array_equal(splits[split][1], targets)
+    assert len(splits["valid"][0]) == 0 and splits["valid"][0].shape[1:] == (3, 24, 24)
+
+
+def _png_bytes(rng, mode: str, size=(23, 31)) -> bytes:
+    image = Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    if mode != "RGB":
+        image = image.convert(mode)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _jpeg_bytes(rng, size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_corrupt_images_are_skipped_and_listed(mirror, tmp_path):
+    rng = np.random.default_rng(0)
+    raw = _copy_raw(mirror, "horse_or_human", tmp_path / "raw")
+    png, jpeg = _png_bytes(rng, "RGB"), _jpeg_bytes(rng)
+    broken = {
+        "horses/broken.png": png[: len(png) // 2],
+        "humans/broken.jpg": jpeg[: len(jpeg) // 2],
+        "humans/noise.png": rng.integers(0, 256, 500, dtype=np.uint8).tobytes(),
+    }
+    with zipfile.ZipFile(raw / "horse-or-human.zip", "a") as zf:
+        for name, data in broken.items():
+            zf.writestr(name, data)
+    with zipfile.ZipFile(raw / "validation-horse-or-human.zip", "a") as zf:
+        zf.writestr("horses/empty.png", b"")
+    out = tmp_path / "prepared" / "horse_or_human"
+    params = {**IMAGEFOLDER_PARAMS, "valid_fraction": 0}
+    lines = _prepare("horse_or_human", raw, out, params, workers=2)
+
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert sorted((s["path"], s["split"], s["source"]) for s in skipped) == [
+        ("horses/broken.png", "train", "horse-or-human.zip"),
+        ("horses/empty.png", "test", "validation-horse-or-human.zip"),
+        ("humans/broken.jpg", "train", "horse-or-human.zip"),
+        ("humans/noise.png", "train", "horse-or-human.zip"),
+    ]
+    assert all(s["error"] and "0x" not in s["error"] for s in skipped)
+    assert lines[0] == f"horse_or_human: skipped 4 unreadable images (listed in {out / 'skipped.json'})"
+    meta = load_meta(out)
+    assert meta["splits"] == {"train": 24, "valid": 0, "test": 8} and meta["skipped"] == 4
+    files = json.loads((out / "files.json").read_text())
+    assert not set(broken) & set(files["train"])
+    # The readable rest is exactly what the untouched archive gives.
+    reference = tmp_path / "reference"
+    prepare_dataset("horse_or_human", mirror / "horse_or_human", reference, params, log=_quiet)
+    expected = _splits(reference)
+    for split, (images, labels) in _splits(out).items():
+        np.testing.assert_array_equal(images, expected[split][0])
+        np.testing.assert_array_equal(labels, expected[split][1])
+
+
+def test_generic_imagefolder_directory_converts_modes_like_torchvision(tmp_path):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "sea"
+    layout = {
+        "train/crab": ["RGBA", "L", "P", "RGB"],
+        "train/eel": ["P", "RGBA", "L"],
+        "validate/crab": ["L"],
+        "validate/eel": ["RGBA"],
+        "test/eel": ["P", "RGB"],
+    }
+    for folder, modes in layout.items():
+        (src / folder).mkdir(parents=True)
+        for i, mode in enumerate(modes):
+            (src / folder / f"{mode.lower()}_{i}.png").write_bytes(_png_bytes(rng, mode))
+    (src / "train" / "eel" / "photo.JPG").write_bytes(_jpeg_bytes(rng))
+    (src / "train" / "eel" / ".DS_Store").write_bytes(b"junk")
+    out = tmp_path / "prepared"
+    prepare_imagefolder(src, out, image_size=[17, 19], valid_fraction=0.5, split_seed=0, log=_quiet)
+
+    splits = _splits(out)
+    files = json.loads((out / "files.json").read_text())
+    for split, folder in (("train", "train"), ("valid", "validate"), ("test", "test")):
+        classes, images, targets, paths = _tv_folder(src / folder, (17, 19))
+        np.testing.assert_array_equal(splits[split][0], images.numpy())
+        expected_targets = [["crab", "eel"].index(classes[t]) for t in targets]
+        np.testing.assert_array_equal(splits[split][1], expected_targets)
+        assert files[split] == [f"{folder}/{p}" for p in paths]
+    meta = load_meta(out)
+    assert meta["classes"] == ["crab", "eel"] and meta["dataset"] == "imagefolder"
+    assert "valid_fraction" not in meta  # valid came from validate/, not from a split
+
+
+def test_generic_imagefolder_zip_with_wrapper_and_split(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "sea.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for cls, n in (("crab", 10), ("eel", 6), ("fish", 4)):
+            for i in range(n):
+                zf.writestr(f"sea/train/{cls}/{i:02d}.png", _png_bytes(rng, "RGB", (8, 8)))
+    outs = []
+    for seed in (5, 5, 6):
+        outs.append(tmp_path / f"out{len(outs)}")
+        prepare_imagefolder(path, outs[-1], image_size=8, valid_fraction=0.5, split_seed=seed, log=_quiet)
+    files = [json.loads((o / "files.json").read_text()) for o in outs]
+    assert files[0] == files[1] and files[0]["valid"] != files[2]["valid"]
+    valid_labels = load_split(outs[0], "valid").labels
+    assert np.bincount(valid_labels).tolist() == [5, 3, 2]
+    assert load_meta(outs[0])["splits"] == {"train": 10, "valid": 10, "test": 0}
+
+
+def test_generic_imagefolder_without_train_lists_what_it_found(tmp_path):
+    src = tmp_path / "flat"
+    for folder in ("cats", "dogs"):
+        (src / folder).mkdir(parents=True)
+        (src / folder / "1.png").write_bytes(_png_bytes(np.random.default_rng(3), "RGB"))
+    out = tmp_path / "prepared" / "x"
+    with pytest.raises(DataFormatError) as exc:
+        prepare_imagefolder(src, out, image_size=8, valid_fraction=0.2, split_seed=0, log=_quiet)
+    message = _assert_clean_failure(exc, out)
+    assert "no train/ folder (found cats/, dogs/)" in message
+
+
+def test_class_in_test_but_not_in_train(mirror, tmp_path):
+    raw = _copy_raw(mirror, "rps", tmp_path / "raw")
+    with zipfile.ZipFile(raw / "rps-test-set.zip", "a") as zf:
+        zf.writestr("rps-test-set/lizard/l1.png", _png_bytes(np.random.default_rng(4), "RGB"))
+    out = tmp_path / "prepared" / "rps"
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset(
+            "rps", raw, out, {"image_size": 8, "valid_fraction": 0.2, "split_seed": 1}, log=_quiet
+        )
+    message = _assert_clean_failure(exc, out)
+    assert "rps-test-set.zip" in message and "'lizard'" in message
+    assert "(paper, rock, scissors)" in message
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"image_size": [0, 8], "valid_fraction": 0.2, "split_seed": 1}, "datasets.rps.image_size=[0, 8]"),
+        ({"image_size": "big", "valid_fraction": 0.2, "split_seed": 1}, "datasets.rps.image_size='big'"),
+        ({"image_size": 8, "valid_fraction": 1.0, "split_seed": 1}, "datasets.rps.valid_fraction=1.0"),
+        ({"image_size": 8, "split_seed": 1}, "datasets.rps.valid_fraction=None"),
+        ({"image_size": 8, "valid_fraction": 0.2, "split_seed": 1.5}, "datasets.rps.split_seed=1.5"),
+    ],
+)
+def test_imagefolder_param_errors(mirror, tmp_path, params, message):
+    out = tmp_path / "prepared" / "rps"
+    with pytest.raises(ParamError) as exc:
+        prepare_dataset("rps", mirror / "rps", out, params, log=_quiet)
+    assert _assert_clean_failure(exc, out).startswith(message)
+
+
+def test_unknown_dataset(tmp_path):
+    with pytest.raises(ParamError, match="unknown dataset 'svhn'"):
+        prepare_dataset("svhn", tmp_path, tmp_path / "out", {}, log=_quiet)
+
+
+# ------------------------------------------------------------------ stratified split
+
+
+def test_stratified_split_proportions_and_determinism():
+    labels = np.repeat(np.arange(4), [100, 40, 10, 1])
+    np.random.default_rng(0).shuffle(labels)
+    train, valid = stratified_split(labels, 0.2, seed=7)
+    assert np.bincount(labels[valid], minlength=4).tolist() == [20, 8, 2, 0]
+    assert sorted(np.concatenate([train, valid]).tolist()) == list(range(len(labels)))
+    assert (np.diff(train) > 0).all() and (np.diff(valid) > 0).all()
+    again_train, again_valid = stratified_split(labels, 0.2, seed=7)
+    np.testing.assert_array_equal(valid, again_valid)
+    np.testing.assert_array_equal(train, again_train)
+    assert not np.array_equal(valid, stratified_split(labels, 0.2, seed=8)[1])
+    assert len(stratified_split(labels, 0.0, seed=7)[1]) == 0
+    # A class is never emptied out of train, even at a high fraction.
+    assert np.bincount(labels[stratified_split(labels, 0.9, seed=1)[0]], minlength=4).min() >= 1
