@@ -23,6 +23,19 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     print(f"sample mirror written to {out}/ — use it with: dvc exp run -S data.mirror={out}")
 
 
+def _cmd_prepare_folder(args: argparse.Namespace) -> None:
+    from cnnpipe.data.prepare import prepare_imagefolder
+
+    prepare_imagefolder(
+        args.source,
+        args.out,
+        image_size=args.image_size,
+        valid_fraction=args.valid_fraction,
+        split_seed=args.split_seed,
+        name=args.out.name,
+    )
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from cnnpipe.data.arrays import load_meta
 
@@ -69,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--only", action="append", metavar="DATASET", help="write only these datasets")
     sample.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     sample.set_defaults(func=_cmd_sample)
+
+    folder = sub.add_parser(
+        "prepare-folder", help="prepare a local ImageFolder directory or zip (train/, val/, test/)"
+    )
+    folder.add_argument("source", type=Path, help="directory or .zip laid out train/<class>/<image>")
+    folder.add_argument("out", type=Path, help="prepared directory to write, e.g. data/prepared/sea")
+    folder.add_argument("--image-size", type=int, nargs=2, default=[100, 100], metavar=("H", "W"))
+    folder.add_argument("--valid-fraction", type=float, default=0.1, help="used when there is no val/")
+    folder.add_argument("--split-seed", type=int, default=0)
+    folder.set_defaults(func=_cmd_prepare_folder)
 
     info = sub.add_parser("info", help="summarize prepared datasets and their statistics")
     info.add_argument("--prepared", default="data/prepared")

@@ -1,6 +1,7 @@
 """Safe archive access: traversal, links and truncation are refused with one clear line."""
 
 import io
+import sys
 import tarfile
 import zipfile
 
@@ -98,12 +99,31 @@ def test_tar_device_member_is_refused(tmp_path):
     assert "device" in _one_line(exc)
 
 
-def test_truncated_tar_gz_gives_one_line(tmp_path):
+@pytest.fixture(params=["isal", "stdlib"])
+def gzip_backend(request, monkeypatch):
+    """Run a test with ISA-L's gzip reader and with the standard library's."""
+    if request.param == "stdlib":
+        monkeypatch.setitem(sys.modules, "isal", None)
+    return request.param
+
+
+def test_truncated_tar_gz_gives_one_line(tmp_path, gzip_backend):
     full = _tar(tmp_path / "full.tar.gz", [_file(f"f{i}", bytes(range(256)) * 400) for i in range(5)])
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(ArchiveError) as exc:
         list(iter_tar_files(cut))
+    assert "truncated or corrupt" in _one_line(exc)
+
+
+def test_corrupted_tar_gz_gives_one_line(tmp_path, gzip_backend):
+    full = _tar(tmp_path / "full.tar.gz", [_file(f"f{i}", bytes(range(256)) * 400) for i in range(5)])
+    data = bytearray(full.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(bad))
     assert "truncated or corrupt" in _one_line(exc)
 
 
@@ -124,4 +144,5 @@ def test_safe_extract_writes_every_member(tmp_path):
     assert (dest / "rps/paper/p1.png").read_bytes() == b"p"
     assert (dest / "rps/rock/r1.png").read_bytes() == b"r"
     tar = _tar(tmp_path / "b.tar.gz", [_file("x/y.bin", b"abc")])
+    assert list(iter_tar_files(tar)) == [("x/y.bin", b"abc")]
     assert (safe_extract(tar, tmp_path / "out2") / "x/y.bin").read_bytes() == b"abc"

@@ -13,6 +13,7 @@ are wanted, and extracts into a temporary directory renamed into place when comp
 from __future__ import annotations
 
 import contextlib
+import gzip
 import posixpath
 import stat
 import tarfile
@@ -24,7 +25,19 @@ from pathlib import Path, PurePosixPath
 from cnnpipe.errors import ArchiveError
 from cnnpipe.fileio import atomic_dir
 
-_CORRUPT = (EOFError, OSError, zlib.error, tarfile.TarError, zipfile.BadZipFile)
+_CORRUPT: tuple[type[BaseException], ...] = (
+    EOFError,
+    OSError,
+    zlib.error,
+    tarfile.TarError,
+    zipfile.BadZipFile,
+)
+try:
+    from isal.isal_zlib import error as _IsalError
+
+    _CORRUPT += (_IsalError,)
+except ImportError:  # isal is an optional speed-up
+    pass
 
 
 def _reason(exc: BaseException) -> str:
@@ -100,18 +113,45 @@ def _check_tar_member(member: tarfile.TarInfo, archive: str | Path) -> None:
         )
 
 
+def _gzip_stream(path: str | Path):
+    """A decompressing reader for a gzip file: ISA-L in a background thread when available.
+
+    Inflating the archive is most of the cost of reading CIFAR-10; ISA-L inflates faster
+    than zlib and its threaded reader overlaps that with unpickling.
+    """
+    try:
+        from isal import igzip_threaded
+    except ImportError:  # optional speed-up; the standard library does the same job
+        return gzip.open(path, "rb")
+    return igzip_threaded.open(path, "rb", threads=1)
+
+
+def _is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
 def iter_tar_files(path: str | Path) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member name, bytes)`` for each regular file of a (compressed) tar archive.
 
-    Names are checked as the archive is streamed; truncation surfaces as ArchiveError.
+    The archive is streamed once; names are checked as they come and truncation
+    surfaces as ArchiveError.
     """
     try:
-        with tarfile.open(path, mode="r:*") as tf:
+        with contextlib.ExitStack() as stack:
+            stream = None
+            if _is_gzip(path):
+                stream = stack.enter_context(_gzip_stream(path))
+                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+            else:
+                tf = stack.enter_context(tarfile.open(path, mode="r|*"))
             for member in tf:
                 _check_tar_member(member, path)
                 if member.isfile():
-                    fobj = tf.extractfile(member)
-                    yield member.name, fobj.read()
+                    yield member.name, tf.extractfile(member).read()
+            if stream is not None:  # read to the end so the gzip CRC is verified
+                while stream.read(1 << 20):
+                    pass
     except ArchiveError:
         raise
     except _CORRUPT as exc:
