@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from cnnpipe import stage
+from cnnpipe.errors import CnnpipeError
 
 DEFAULT_MIRROR = Path("data/sample_mirror")
 
@@ -65,6 +66,17 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _cmd_check_metrics(args: argparse.Namespace) -> None:
+    from cnnpipe.gate import check_floors, floors_table, load_floors
+
+    checks = check_floors(load_floors(args.floors), args.metrics_dir)
+    print(floors_table(checks))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        names = ", ".join(f"{c.model}.{c.metric}" for c in failed)
+        raise CnnpipeError(f"{len(failed)} metric(s) below their floor in {args.floors}: {names}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cnnpipe`` command."""
     parser = argparse.ArgumentParser(prog="cnnpipe", description=__doc__.splitlines()[0])
@@ -97,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--prepared", default="data/prepared")
     info.add_argument("--stats", default="data/stats")
     info.set_defaults(func=_cmd_info)
+    gate = sub.add_parser("check-metrics", help="fail when test metrics fall below committed floors")
+    gate.add_argument("--floors", required=True, type=Path, help="YAML: model: {metric: minimum}")
+    gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)
+    gate.set_defaults(func=_cmd_check_metrics)
     return parser
 
 

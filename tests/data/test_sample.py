@@ -18,9 +18,11 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from torchvision.datasets import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder
 
+from cnnpipe.data.archives import safe_extract
 from cnnpipe.data.sample import (
     CELEBA_ATTRIBUTES,
     DEFAULT_SIZES,
+    LOCAL_SETS,
     parse_size_overrides,
     write_celeba_torchvision_extras,
     write_sample_mirror,
@@ -35,6 +37,7 @@ SMALL = {
     "celeba": {"train": 12, "valid": 4, "test": 6},
     "horse_or_human": {"train": 10, "valid": 6},
     "rps": {"train": 9, "test": 6},
+    "sea": {"train": 10, "test": 5},
 }
 
 
@@ -72,11 +75,22 @@ def _extract_zip(archive, dest):
 
 
 def test_every_registry_file_is_written(mirror):
-    assert set(DEFAULT_SIZES) == set(SOURCES)
+    assert set(DEFAULT_SIZES) == set(SOURCES) | set(LOCAL_SETS)
     for name, source in SOURCES.items():
         for file in source.files:
             path = mirror / name / file.name
             assert path.is_file() and path.stat().st_size > 0, path
+    for name, file in LOCAL_SETS.items():
+        assert (mirror / name / file).is_file()
+
+
+def test_sea_set_is_a_five_class_imagefolder_zip_torchvision_reads(mirror, tmp_path):
+    root = safe_extract(mirror / "sea" / LOCAL_SETS["sea"], tmp_path / "sea")
+    for split in ("train", "test"):
+        folder = ImageFolder(str(root / split))
+        assert folder.classes == ["crab", "fish", "jellyfish", "octopus", "starfish"]
+        image, _ = folder[0]
+        assert image.size == (100, 100)
 
 
 def test_md5sums_lists_every_file_with_its_md5(mirror):

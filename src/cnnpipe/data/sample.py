@@ -54,8 +54,13 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "celeba": {"train": 400, "valid": 100, "test": 100},
     "horse_or_human": {"train": 80, "valid": 32},
     "rps": {"train": 90, "test": 30},
+    "sea": {"train": 175, "test": 50},
 }
 """Images per dataset and split written when no override is given."""
+
+LOCAL_SETS = {"sea": "sea_creatures.zip"}
+"""Sample sets with no upstream download: ImageFolder zips a user would bring themselves
+(SPEC's 5-class sea-creature set, 175 train / 50 test images of 100×100)."""
 
 MD5SUMS = "MD5SUMS"
 
@@ -713,6 +718,61 @@ def _render_hands(rng, n: int, fingers: int) -> np.ndarray:
     return canvas.finish(rng, noise=0, contrast=rng.uniform(0.9, 1.05, n), shade=rng.uniform(-0.12, 0.12, n))
 
 
+def _render_sea(rng, n: int, kind: str) -> np.ndarray:
+    """100×100 sea creatures on a blue-green water gradient, one shape family per class."""
+    canvas = _Canvas(n, 100, 100, 3)
+    water = np.asarray((20, 90, 140), _F) + rng.normal(0, 12, (n, 3))
+    canvas.gradient(water + 40, water - 30)
+    s = rng.uniform(0.8, 1.15, n)
+    cx, cy = rng.uniform(40, 60, n), rng.uniform(40, 60, n)
+    body = {
+        "crab": (200, 60, 40),
+        "fish": (240, 190, 40),
+        "jellyfish": (220, 170, 230),
+        "octopus": (170, 70, 120),
+        "starfish": (240, 120, 50),
+    }[kind] + rng.normal(0, 14, (n, 3))
+    if kind == "crab":
+        for side in (-1, 1):
+            for dy in (-6, 0, 6):  # legs
+                canvas.paint(
+                    canvas.segment(
+                        cx + side * 14 * s, cy + dy * s, cx + side * 30 * s, cy + (dy + 8) * s, 3 * s
+                    ),
+                    body * 0.8,
+                )
+            canvas.paint(canvas.ellipse(cx + side * 22 * s, cy - 18 * s, 7 * s, 5 * s), body)  # claws
+        canvas.paint(canvas.ellipse(cx, cy, 20 * s, 12 * s), body)
+    elif kind == "fish":
+        canvas.paint(canvas.segment(cx + 18 * s, cy, cx + 32 * s, cy - 10 * s, 7 * s), body * 0.85)
+        canvas.paint(canvas.segment(cx + 18 * s, cy, cx + 32 * s, cy + 10 * s, 7 * s), body * 0.85)
+        canvas.paint(canvas.ellipse(cx, cy, 22 * s, 10 * s), body)
+        canvas.paint(canvas.ellipse(cx - 13 * s, cy - 3 * s, 2.5 * s, 2.5 * s), np.zeros((n, 3)))
+    elif kind == "jellyfish":
+        for dx in (-10, -4, 2, 8):  # trailing tentacles
+            canvas.paint(
+                canvas.segment(cx + dx * s, cy, cx + (dx + rng.normal(0, 2, n)) * s, cy + 30 * s, 2 * s),
+                body,
+                0.7,
+            )
+        canvas.paint(canvas.ellipse(cx, cy - 4 * s, 18 * s, 12 * s), body, 0.85)
+    elif kind == "octopus":
+        for k in range(8):  # tentacles curling downwards
+            angle = np.pi * (0.15 + 0.7 * k / 7) + rng.normal(0, 0.08, n)
+            c, sn = _cos_sin(angle)
+            canvas.paint(
+                canvas.segment(cx, cy + 6 * s, cx + 28 * s * c, cy + 6 * s + 28 * s * sn, 4 * s), body * 0.9
+            )
+        canvas.paint(canvas.ellipse(cx, cy - 6 * s, 15 * s, 17 * s), body)
+    else:  # starfish: five arms
+        turn = rng.uniform(0, 2 * np.pi / 5, n)
+        for k in range(5):
+            c, sn = _cos_sin(turn + 2 * np.pi * k / 5)
+            canvas.paint(canvas.segment(cx, cy, cx + 26 * s * c, cy + 26 * s * sn, 9 * s), body)
+        canvas.paint(canvas.ellipse(cx, cy, 9 * s, 9 * s), body)
+    return canvas.finish(rng, noise=6, contrast=rng.uniform(0.85, 1.1, n), shade=rng.uniform(-0.2, 0.2, n))
+
+
 # ---------------------------------------------------------------------------- file formats
 
 
@@ -950,20 +1010,25 @@ def _png(image: np.ndarray, rgba: bool) -> bytes:
     return buf.getvalue()
 
 
+def _add_folder_images(zf: zipfile.ZipFile, root: str, classes, n: int, rng, bar, file_name, rgb_share):
+    """Add ``<root><class>/<file>.png`` members; ``classes`` maps class folder to renderer."""
+    if root:
+        zf.writestr(_zip_info(root), b"")
+    for (folder, render), count in zip(classes.items(), _class_counts(n, len(classes)), strict=True):
+        zf.writestr(_zip_info(f"{root}{folder}/"), b"")
+        for start in range(0, count, 8):
+            images = render(rng, min(8, count - start))
+            rgb = rng.random(len(images)) < rgb_share
+            for k, image in enumerate(images):
+                member = f"{root}{folder}/{file_name(folder, start + k)}"
+                zf.writestr(_zip_info(member), _png(image, rgba=not rgb[k]))
+            bar.update(len(images))
+
+
 def _write_folder_zip(path: Path, root: str, classes, n: int, rng, bar, file_name, rgb_share):
-    """A zip of ``<root><class>/<file>.png``; ``classes`` maps class folder to renderer."""
+    """A zip holding one ImageFolder tree (see :func:`_add_folder_images`)."""
     with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
-        if root:
-            zf.writestr(_zip_info(root), b"")
-        for (folder, render), count in zip(classes.items(), _class_counts(n, len(classes)), strict=True):
-            zf.writestr(_zip_info(f"{root}{folder}/"), b"")
-            for start in range(0, count, 8):
-                images = render(rng, min(8, count - start))
-                rgb = rng.random(len(images)) < rgb_share
-                for k, image in enumerate(images):
-                    member = f"{root}{folder}/{file_name(folder, start + k)}"
-                    zf.writestr(_zip_info(member), _png(image, rgba=not rgb[k]))
-                bar.update(len(images))
+        _add_folder_images(zf, root, classes, n, rng, bar, file_name, rgb_share)
 
 
 def _write_horse_or_human(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
@@ -999,6 +1064,27 @@ def _write_rps(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
     return ["rps.zip", "rps-test-set.zip"]
 
 
+def _write_sea(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
+    """A user-style ImageFolder zip: ``train/<class>/…`` and ``test/<class>/…`` in one archive."""
+    kinds = ("crab", "fish", "jellyfish", "octopus", "starfish")
+    classes = {kind: (lambda rng, n, kind=kind: _render_sea(rng, n, kind)) for kind in kinds}
+    path = ds_dir / LOCAL_SETS[name]
+    with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        for split in ("train", "test"):
+            rng = _rng(seed, name, split)
+            _add_folder_images(
+                zf,
+                f"{split}/",
+                classes,
+                sizes[split],
+                rng,
+                bar,
+                lambda folder, i: f"{folder}_{i:03d}.png",
+                rgb_share=1.0,
+            )
+    return [LOCAL_SETS[name]]
+
+
 _WRITERS = {
     "mnist": _write_idx,
     "fashion_mnist": _write_idx,
@@ -1006,6 +1092,7 @@ _WRITERS = {
     "celeba": _write_celeba,
     "horse_or_human": _write_horse_or_human,
     "rps": _write_rps,
+    "sea": _write_sea,
 }
 
 
@@ -1060,7 +1147,7 @@ def write_sample_mirror(
     out = Path(out)
     names = list(DEFAULT_SIZES) if datasets is None else list(dict.fromkeys(datasets))
     for ds in names:
-        if ds not in DEFAULT_SIZES or ds not in SOURCES:
+        if ds not in DEFAULT_SIZES or (ds not in SOURCES and ds not in LOCAL_SETS):
             raise ParamError(
                 f"no sample generator for dataset {ds!r}: choose among {', '.join(DEFAULT_SIZES)}"
             )
@@ -1076,7 +1163,7 @@ def write_sample_mirror(
         split_sizes = resolved[ds]
         with tqdm(total=sum(split_sizes.values()), desc=f"sample {ds}", unit="img") as bar:
             files = _WRITERS[ds](ds_dir, ds, split_sizes, int(seed), bar)
-        expected = [f.name for f in SOURCES[ds].files]
+        expected = [LOCAL_SETS[ds]] if ds in LOCAL_SETS else [f.name for f in SOURCES[ds].files]
         assert sorted(files) == sorted(expected), (ds, files, expected)
         total = 0
         for file in files:

@@ -1,0 +1,1 @@
+"""Training: batched on-device augmentation, the loop, optimizers and checkpoints."""

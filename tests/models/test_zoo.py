@@ -1,0 +1,147 @@
+"""The from-scratch model zoo: SPEC parameter counts, shapes, overrides and params errors."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from cnnpipe.errors import ParamError
+from cnnpipe.models import (
+    PRESETS,
+    SPEC_PARAM_COUNTS,
+    build_model,
+    count_parameters,
+    feature_shapes,
+    flat_size,
+    get_preset,
+)
+
+# Copied from SPEC, "Models": the acceptance check, kept independent of SPEC_PARAM_COUNTS.
+SPEC_COUNTS = {
+    "fashion_cnn": 333_898,
+    "mnist_cnn": 3_274_634,
+    "smile_cnn": 388_673,
+    "horses_cnn": 10_641_441,
+    "cifar2_fc": 1_574_402,
+    "cifar2_fc_deep": 3_737_474,
+    "cifar_net": 296_130,
+    "sea_cnn": 2_565_861,
+}
+
+
+def test_presets_cover_the_spec_models():
+    assert set(PRESETS) == set(SPEC_COUNTS)
+    assert SPEC_PARAM_COUNTS == SPEC_COUNTS
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_COUNTS))
+def test_preset_matches_spec_and_runs(name):
+    arch = PRESETS[name]
+    model = build_model(arch, key=f"models.{name}.arch")
+    assert count_parameters(model) == SPEC_COUNTS[name]
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.rand(2, *arch["input"]))
+    assert logits.shape == (2, arch["outputs"])
+
+
+def test_structure_exposes_first_conv_and_flat_size():
+    model = build_model(PRESETS["mnist_cnn"])
+    first = model.features[0]
+    assert isinstance(first, nn.Conv2d)
+    assert (first.in_channels, first.out_channels, first.kernel_size) == (1, 32, (5, 5))
+    assert feature_shapes(PRESETS["mnist_cnn"]) == [(32, 14, 14), (64, 7, 7)]
+    assert flat_size(PRESETS["mnist_cnn"]) == 3136
+    assert flat_size(PRESETS["smile_cnn"]) == 256  # global average pool
+    assert flat_size(PRESETS["cifar2_fc"]) == 3072  # MLP: the flattened input
+    assert len(build_model(PRESETS["cifar2_fc"]).features) == 0
+
+
+def test_fashion_cnn_has_no_activation_between_its_linears():
+    classifier = build_model(PRESETS["fashion_cnn"]).classifier
+    assert [type(m) for m in classifier] == [nn.Flatten, nn.Linear, nn.Linear]
+
+
+def test_dropout_override_changes_p_not_count():
+    arch = get_preset("mnist_cnn")
+    arch["dropout"] = 0.3
+    arch["conv"][0]["dropout"] = 0.1
+    model = build_model(arch)
+    assert model.classifier.fc1_drop.p == 0.3
+    assert model.features.conv1_drop.p == 0.1
+    assert count_parameters(model) == SPEC_COUNTS["mnist_cnn"]
+    # state-dict keys do not shift when dropout is switched on or off
+    assert build_model(arch).state_dict().keys() == build_model(PRESETS["mnist_cnn"]).state_dict().keys()
+    assert PRESETS["mnist_cnn"]["dropout"] == 0.5  # get_preset returned a copy
+
+
+def test_same_seed_same_initial_weights():
+    def weights(seed):
+        torch.manual_seed(seed)
+        return build_model(PRESETS["cifar_net"]).state_dict()
+
+    first, second, other = weights(1), weights(1), weights(2)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["features.conv1.weight"], other["features.conv1.weight"])
+
+
+def _with(change):
+    arch = copy.deepcopy(PRESETS["mnist_cnn"])
+    change(arch)
+    return arch
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda a: a["conv"][1].update(kernel="five"),
+            "conv[1].kernel: must be a positive integer, got 'five'",
+        ),
+        (lambda a: a.update(dropuot=0.3), "dropuot: unknown key"),
+        (lambda a: a["conv"][0].update(kernal=3), "conv[0].kernal: unknown key"),
+        (lambda a: a.update(dropout=1.5), "dropout: must be a dropout probability"),
+        (lambda a: a.update(hidden_activation="relux"), "hidden_activation: must be"),
+        (lambda a: a.update(input=[28, 28]), "input: must be [channels, height, width]"),
+        (lambda a: a.update(hidden=[1024, -1]), "hidden[1]: must be a positive integer"),
+        (lambda a: a.update(global_pool="yes"), "global_pool: must be true or false"),
+        (lambda a: a["conv"][0].pop("out"), "conv[0].out: missing"),
+        (lambda a: a["conv"][0].update(pool=0), "conv[0].pool: must be a positive"),
+        (lambda a: a.update(conv={"out": 3}), "conv: must be a list"),
+        (lambda a: a.update(hidden=[]), "dropout: applies after hidden linear layers"),
+        (lambda a: a.pop("outputs"), "outputs: missing"),
+    ],
+)
+def test_bad_values_give_one_line_error_naming_the_key(change, message):
+    with pytest.raises(ParamError) as info:
+        build_model(_with(change), key="models.mnist_cnn.arch")
+    text = str(info.value)
+    assert text.startswith(f"models.mnist_cnn.arch.{message}")
+    assert "\n" not in text
+
+
+def test_collapsing_feature_map_is_a_clear_error():
+    arch = {
+        "input": [1, 8, 8],
+        "conv": [{"out": 4, "kernel": 3, "pool": 2}, {"out": 4, "kernel": 3, "pool": 2}],
+        "outputs": 2,
+    }
+    with pytest.raises(ParamError, match=r"^m\.arch\.conv\[1\]: feature map shrinks from 3x3 to 0x0") as info:
+        build_model(arch, key="m.arch")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ParamError, match=r"conv\[0\]: feature map shrinks"):
+        feature_shapes({"input": [1, 2, 2], "conv": [{"out": 1, "kernel": 5}], "outputs": 1})
+
+
+def test_minimal_arch_uses_defaults():
+    model = build_model({"input": [3, 4, 4], "outputs": 3})
+    assert count_parameters(model) == 3 * 4 * 4 * 3 + 3
+    assert model(torch.zeros(2, 3, 4, 4)).shape == (2, 3)
+
+
+def test_unknown_preset_is_a_param_error():
+    with pytest.raises(ParamError, match="unknown model preset 'nope'; expected one of fashion_cnn"):
+        get_preset("nope")

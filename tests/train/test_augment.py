@@ -1,0 +1,366 @@
+"""Batched augmentation: torchvision parity for deterministic ops, per-sample randomness, params errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from cnnpipe.errors import ParamError
+from cnnpipe.train.augment import OPS, _homographies, as_float_images, build_transform
+from cnnpipe.train.preview import save_augmentation_preview
+
+KEY = "models.horses_aug.augment"
+
+
+def op(name: str, **kwargs) -> dict:
+    return {"op": name, **kwargs}
+
+
+SEA = [  # SPEC sea_cnn
+    op("hflip", p=0.5),
+    op("vflip", p=0.5),
+    op("rotation", degrees=15),
+    op(
+        "random_apply",
+        p=0.5,
+        ops=[
+            op(
+                "random_choice",
+                ops=[
+                    op("color_jitter", brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+                    op("perspective", distortion=0.4),
+                ],
+            )
+        ],
+    ),
+]
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def images(n: int = 4, c: int = 3, h: int = 21, w: int = 17, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, generator=gen(seed))
+
+
+def smooth_images(n: int = 4, h: int = 24, w: int = 20) -> torch.Tensor:
+    """Float RGB images with no exact symmetries, so flips and rotations are detectable."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.stack([xx * yy, (xx**2 + 0.3 * yy) / 1.3, (1 - yy) * (0.2 + 0.8 * xx)])
+    return base.expand(n, 3, h, w).clone()
+
+
+def run(spec, x, seed: int = 0, key: str = "aug"):
+    return build_transform(spec, key=key)(x, gen(seed))
+
+
+# ---------------------------------------------------------------- deterministic ops vs torchvision
+
+
+@pytest.mark.parametrize("size", [16, 40, [20, 13], [50, 60], [21, 17]])
+def test_resize_matches_torchvision(size):
+    x = as_float_images(images(h=37, w=29))
+    expected = TF.resize(x, size if isinstance(size, list) else [size], antialias=True)
+    out = run([{"op": "resize", "size": size}], x)
+    assert out.shape == expected.shape
+    assert torch.allclose(out, expected, atol=1e-5, rtol=0)
+
+
+def test_resize_uint8_input_matches_float_input():
+    x = images(h=37, w=29)
+    spec = [{"op": "resize", "size": [20, 13]}]
+    assert torch.allclose(run(spec, x), run(spec, as_float_images(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [[20, 13], 15, [40, 40], [38, 10], [21, 17]])
+def test_center_crop_matches_torchvision_exactly(size):
+    x = as_float_images(images(h=37, w=29))
+    expected = TF.center_crop(x, size if isinstance(size, list) else [size])
+    assert torch.equal(run([{"op": "center_crop", "size": size}], x), expected)
+
+
+def test_flips_with_p1_equal_torch_flip_and_p0_is_identity():
+    x = images()
+    xf = as_float_images(x)
+    assert torch.equal(run([{"op": "hflip", "p": 1}], x), torch.flip(xf, dims=[-1]))
+    assert torch.equal(run([{"op": "vflip", "p": 1.0}], x), torch.flip(xf, dims=[-2]))
+    assert torch.equal(run([{"op": "hflip", "p": 0}, {"op": "vflip", "p": 0}], x), xf)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"op": "rotation", "degrees": 0},
+        {"op": "affine"},
+        {"op": "affine", "degrees": 0, "translate": [0, 0], "scale": [1, 1], "shear": 0},
+        {"op": "perspective", "distortion": 0, "p": 1},
+        {"op": "random_resized_crop", "size": [21, 17], "scale": [1, 1], "ratio": [17 / 21, 17 / 21]},
+    ],
+)
+def test_identity_parameters_give_identity(spec):
+    x = as_float_images(images())
+    assert torch.allclose(run([spec], x), x, atol=1e-5, rtol=0)
+
+
+def test_fixed_rotation_and_affine_match_torchvision():
+    x = smooth_images(2)
+    out = run([{"op": "rotation", "degrees": [30, 30]}], x)
+    expected = TF.rotate(x, 30.0, interpolation=InterpolationMode.BILINEAR)
+    assert torch.allclose(out, expected, atol=1e-5, rtol=0)
+    spec = {"op": "affine", "degrees": [10, 10], "scale": [1.2, 1.2], "shear": [5, 5, -3, -3]}
+    bilinear = InterpolationMode.BILINEAR
+    expected = TF.affine(
+        x, angle=10.0, translate=[0, 0], scale=1.2, shear=[5.0, -3.0], interpolation=bilinear
+    )
+    assert torch.allclose(run([spec], x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("arg", "value", "reference"),
+    [
+        ("brightness", 1.3, TF.adjust_brightness),
+        ("contrast", 0.6, TF.adjust_contrast),
+        ("saturation", 1.7, TF.adjust_saturation),
+        ("hue", 0.2, TF.adjust_hue),
+        ("hue", -0.45, TF.adjust_hue),
+    ],
+)
+def test_color_jitter_with_fixed_factor_matches_torchvision(arg, value, reference):
+    x = as_float_images(images())
+    out = run([{"op": "color_jitter", arg: [value, value]}], x)
+    assert torch.allclose(out, reference(x, value), atol=1e-5, rtol=0)
+
+
+def test_color_jitter_on_grayscale_skips_saturation_and_hue():
+    x = images(c=1)
+    assert torch.equal(run([{"op": "color_jitter", "saturation": 0.5, "hue": 0.3}], x), as_float_images(x))
+    out = run([{"op": "color_jitter", "brightness": 0.5, "contrast": 0.5}], x)
+    assert out.shape == x.shape and not torch.equal(out, as_float_images(x))
+
+
+# ---------------------------------------------------------------- random ops
+
+
+def test_random_crop_outputs_are_crops_of_the_input():
+    x = images(n=6, h=15, w=12)
+    out = run([{"op": "random_crop", "size": [9, 7]}], x)
+    assert out.shape == (6, 3, 9, 7)
+    xf = as_float_images(x)
+    offsets = set()
+    for i in range(6):
+        hits = [
+            (t, left)
+            for t in range(15 - 9 + 1)
+            for left in range(12 - 7 + 1)
+            if torch.equal(out[i], xf[i, :, t : t + 9, left : left + 7])
+        ]
+        assert hits, f"sample {i} is not a crop of its input"
+        offsets.add(hits[0])
+    assert len(offsets) > 1  # each sample has its own offset
+
+
+def test_random_crop_with_padding_and_fill_crops_the_padded_image():
+    x = images(n=5, h=8, w=8)
+    out = run([{"op": "random_crop", "size": 8, "padding": 2, "fill": 255}], x)
+    padded = torch.nn.functional.pad(as_float_images(x), (2, 2, 2, 2), value=1.0)
+    for i in range(5):
+        windows = [padded[i, :, t : t + 8, left : left + 8] for t in range(5) for left in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_hflip_is_drawn_per_sample_and_about_half_the_time():
+    x = smooth_images(2000, h=2, w=3)
+    out = run([{"op": "hflip", "p": 0.5}], x)
+    flipped = (out - x.flip(-1)).abs().amax(dim=(1, 2, 3)) < 1e-7
+    kept = (out - x).abs().amax(dim=(1, 2, 3)) < 1e-7
+    assert torch.all(flipped ^ kept)
+    assert 0.4 <= flipped.float().mean().item() <= 0.6
+
+
+def test_rotation_differs_per_sample():
+    x = smooth_images(8)
+    out = run([{"op": "rotation", "degrees": 30}], x)
+    flat = out.flatten(1)
+    distances = torch.cdist(flat, flat) + torch.eye(8) * 1e3
+    assert distances.min().item() > 1e-3
+
+
+def test_color_jitter_factors_differ_per_sample():
+    out = run([{"op": "color_jitter", "brightness": 0.4, "hue": 0.1}], smooth_images(6))
+    flat = out.flatten(1)
+    assert (torch.cdist(flat, flat) + torch.eye(6) * 1e3).min().item() > 1e-4
+
+
+def test_same_seed_same_output_other_seed_other_output():
+    x = images(n=8, h=24, w=24)
+    spec = [*SEA, {"op": "random_resized_crop", "size": 16}, {"op": "affine", "translate": [0.1, 0.1]}]
+    a, b, c = run(spec, x, seed=3), run(spec, x, seed=3), run(spec, x, seed=4)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.dtype == torch.float32 and a.min() >= 0.0 and a.max() <= 1.0
+
+
+def test_random_choice_weights_and_random_apply_probability():
+    x = images()
+    xf = as_float_images(x)
+    first_only = [op("random_choice", ops=[op("hflip", p=1), op("vflip", p=1)], p=[1, 0])]
+    assert torch.equal(run(first_only, x), xf.flip(-1))
+    never = [op("random_apply", p=0, ops=[op("rotation", degrees=40)])]
+    assert torch.equal(run(never, x), xf)
+
+
+def test_random_resized_crop_shape_and_range():
+    x = images(n=5, h=40, w=30)
+    t = build_transform([{"op": "random_resized_crop", "size": 12}], key="k")
+    out = t(x, gen())
+    assert out.shape == (5, 3, 12, 12) and t.output_size((40, 30)) == (12, 12)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_homographies_map_the_given_corners():
+    src = torch.tensor([[[1.0, 2.0], [30.0, 0.5], [28.0, 20.0], [3.0, 25.0]]], dtype=torch.float64)
+    dst = torch.tensor([[[0.0, 0.0], [31.0, 0.0], [31.0, 24.0], [0.0, 24.0]]], dtype=torch.float64)
+    m = _homographies(src, dst)[0]
+    pts = torch.cat([src[0], torch.ones(4, 1, dtype=torch.float64)], dim=1) @ m.T
+    assert torch.allclose(pts[:, :2] / pts[:, 2:], dst[0], atol=1e-9)
+
+
+def test_input_handling():
+    x = images()
+    t = build_transform(SEA, key="k")
+    before = x.clone()
+    xf = as_float_images(x)
+    assert torch.allclose(t(x, gen()), t(xf, gen()), atol=1e-6)
+    assert torch.equal(x, before)
+    assert t(x[0], gen()).shape == x.shape[1:]  # a single C×H×W image
+    assert t(x[:0], gen()).shape == (0, 3, 21, 17)
+    assert torch.equal(build_transform([], key="k")(x), xf)
+    assert len(build_transform(None, key="k")) == 0
+
+
+def test_pipeline_from_params_yaml():
+    params = yaml.safe_load(
+        """
+        augment:
+          - {op: random_crop, size: [178, 178]}
+          - hflip
+          - {op: resize, size: [64, 64]}
+        eval_transform:
+          - {op: center_crop, size: [178, 178]}
+          - {op: resize, size: [64, 64]}
+        """
+    )
+    x = images(n=2, h=218, w=178)
+    train = build_transform(params["augment"], key="models.smile_cnn.augment")
+    evaluate = build_transform(params["eval_transform"], key="models.smile_cnn.eval_transform")
+    assert train(x, gen()).shape == evaluate(x).shape == (2, 3, 64, 64)
+    assert train.ops[1] == "models.smile_cnn.augment[1]"
+
+
+def test_output_size_for_spec_pipelines():
+    smile = [op("random_crop", size=[178, 178]), op("hflip", p=0.5), op("resize", size=[64, 64])]
+    assert build_transform(smile, key="k").output_size((218, 178)) == (64, 64)
+    horses_eval = [{"op": "resize", "size": 150}, {"op": "center_crop", "size": 150}]
+    assert build_transform(horses_eval, key="k").output_size((300, 400)) == (150, 150)
+    assert build_transform([{"op": "resize", "size": 256}], key="k").output_size((300, 400)) == (256, 341)
+    assert build_transform(SEA, key="k").output_size((100, 100)) == (100, 100)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_with_cpu_generator():
+    x = images(n=6, h=32, w=32)
+    spec = [*SEA, {"op": "random_crop", "size": 28}, {"op": "random_resized_crop", "size": 20}]
+    cpu = run(spec, x)
+    cuda = run(spec, x.cuda())
+    assert cuda.device.type == "cuda"
+    assert torch.allclose(cuda.cpu(), cpu, atol=1e-4)
+
+
+# ---------------------------------------------------------------- params errors
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ([op("hflip"), op("rotation", degrees="lots")], "[1].degrees: must be a number ≥ 0"),
+        ([op("flip")], "[0].op: unknown op 'flip'; valid ops: affine, center_crop"),
+        ([{"p": 0.5}], "[0].op: missing"),
+        ([op("hflip", prob=0.5)], "[0].prob: not an argument of op 'hflip'"),
+        ([op("hflip", p=1.5)], "[0].p: must be a probability in [0, 1], got 1.5"),
+        ([op("resize")], "[0].size: required by op 'resize'"),
+        ([op("resize", size=[64])], "[0].size: must be a positive integer"),
+        ([op("random_resized_crop", size=8, scale=[0.5, 2])], "[0].scale: must be a [min, max]"),
+        ([op("color_jitter", hue=0.7)], "[0].hue: must be a number in [0, 0.5]"),
+        ([op("affine", shear=[10, 5])], "[0].shear: must be"),
+        ([op("random_crop", size=8, fill=300)], "[0].fill: must be a pixel value in [0, 255]"),
+        (
+            [op("random_apply", ops=[op("random_choice", ops=[op("perspective", distortion=2)])])],
+            "[0].ops[0].ops[0].distortion: must be a number in [0, 1], got 2",
+        ),
+        ([op("random_apply", ops=[])], "[0].ops: must be a non-empty list of ops"),
+        ([op("random_choice", ops=["hflip", "vflip"], p=[1])], "[0].p: must be a list of 2"),
+        (["hflip", 3], "[1]: must be a mapping"),
+        (op("hflip"), ": must be a list of ops"),
+    ],
+)
+def test_bad_params_name_the_full_key(spec, message):
+    with pytest.raises(ParamError) as err:
+        build_transform(spec, key=KEY)
+    assert str(err.value).startswith(KEY + message)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_op_lists_every_op():
+    with pytest.raises(ParamError) as err:
+        build_transform([{"op": "blur"}], key="k")
+    assert all(name in str(err.value) for name in OPS)
+    assert set(OPS) >= {"hflip", "vflip", "rotation", "random_crop", "random_resized_crop", "resize"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ([op("random_crop", size=[40, 10])], "k[0].size: a 40×10 crop does not fit the 21×17"),
+        ([op("random_apply", ops=[op("resize", size=8)])], "k[0].ops: must keep the image size"),
+        (
+            [op("random_choice", ops=[op("resize", size=[8, 8]), op("center_crop", size=9)])],
+            "k[0].ops: every choice must give the same image size, got 8×8, 9×9",
+        ),
+    ],
+)
+def test_size_problems_are_caught_up_front(spec, message):
+    t = build_transform(spec, key="k")
+    with pytest.raises(ParamError) as err:
+        t.output_size((21, 17))
+    assert str(err.value).startswith(message)
+    with pytest.raises(ParamError):
+        t(images(), gen())
+
+
+def test_random_crop_pad_if_needed():
+    t = build_transform([{"op": "random_crop", "size": [30, 10], "pad_if_needed": True}], key="k")
+    assert t(images(h=21, w=17), gen()).shape == (4, 3, 30, 10)
+
+
+# ---------------------------------------------------------------- preview
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_preview_writes_a_png(tmp_path, channels):
+    data = np.random.default_rng(0).integers(0, 256, (10, channels, 20, 16), dtype=np.uint8)
+    out = tmp_path / "plots" / "augment.png"
+    transform = build_transform([{"op": "random_crop", "size": 14}, {"op": "hflip"}], key="k")
+    path = save_augmentation_preview(data, transform, out, n=4, title="horses_aug", draws=3)
+    assert path == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(out) as img:
+        width, height = img.size
+    assert 200 <= width <= 2000 and 200 <= height <= 2000
+    assert width > height * 0.8  # 4 columns, 4 rows of small tiles
+    assert [p.name for p in out.parent.iterdir()] == ["augment.png"]
