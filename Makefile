@@ -7,11 +7,17 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 SAMPLE_MIRROR ?= data/sample_mirror
-# The sample mirror is small, so the validation splits taken from train are shrunk to fit.
+DEMO_EPOCHS   ?= 4
+# The sample mirror is small, so the validation splits taken from train are shrunk to fit and
+# every model trains for at most DEMO_EPOCHS epochs. The sea set is given by absolute path so
+# queued experiments (which run in temporary copies of the repository) find it too.
 SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
                  -S datasets.mnist.valid_first=200 \
                  -S datasets.fashion_mnist.valid_first=200 \
-                 -S datasets.cifar10.valid_first=200
+                 -S datasets.cifar10.valid_first=200 \
+                 -S datasets.sea.path=$(abspath $(SAMPLE_MIRROR))/sea/sea_creatures.zip \
+                 -S run.max_epochs=$(DEMO_EPOCHS)
+SAMPLE_FLOORS := metrics/floors.sample.yaml
 
 .PHONY: help install demo test lint bench-prepare clean-demo
 
@@ -41,7 +47,10 @@ demo: install
 	@echo
 	$(BIN)/cnnpipe info
 	@echo
+	$(BIN)/cnnpipe check-metrics --floors $(SAMPLE_FLOORS)
+	@echo
 	@echo "Prepared arrays: data/prepared/<dataset>/  statistics: data/stats/<dataset>.json"
+	@echo "Metrics: metrics/<model>.json  figures: plots/<model>/figures/*.png  (dvc plots show)"
 	@echo "The run is recorded as a DVC experiment: dvc exp show"
 
 # pytest exits 5 when it collected no test: treated as a failure.

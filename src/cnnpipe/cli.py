@@ -77,6 +77,39 @@ def _cmd_check_metrics(args: argparse.Namespace) -> None:
         raise CnnpipeError(f"{len(failed)} metric(s) below their floor in {args.floors}: {names}")
 
 
+def _model_file(model: str) -> Path:
+    """A model name (``mnist_cnn`` → models/mnist_cnn/model.pt) or a path to a model.pt."""
+    path = Path(model)
+    return path if path.suffix == ".pt" or path.is_file() else Path("models") / model / "model.pt"
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from cnnpipe.predict import PredictionError, format_results, predict_files
+
+    results = predict_files(_model_file(args.model), args.images, device=args.device, top_k=args.top_k)
+    print(format_results(results))
+    failed = sum(isinstance(r, PredictionError) for r in results)
+    if failed:
+        raise CnnpipeError(f"{failed} of {len(results)} file(s) could not be predicted (see above)")
+
+
+def _cmd_lr_find(args: argparse.Namespace) -> None:
+    from cnnpipe.params import load_params
+    from cnnpipe.train.lr_find import lr_find, save_lr_plot
+
+    result = lr_find(
+        args.model,
+        load_params(),
+        start_lr=args.start,
+        end_lr=args.end,
+        num_lrs=args.num,
+        batches_per_lr=args.batches,
+    )
+    plot = args.plot or Path("plots") / args.model / "lr_find.png"
+    save_lr_plot(result, plot, title=f"{args.model}: learning-rate range test")
+    print(f"suggested learning rate: {result.suggestion:.3g} (plot: {plot}); weights were restored")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cnnpipe`` command."""
     parser = argparse.ArgumentParser(prog="cnnpipe", description=__doc__.splitlines()[0])
@@ -109,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--prepared", default="data/prepared")
     info.add_argument("--stats", default="data/stats")
     info.set_defaults(func=_cmd_info)
+    predict = sub.add_parser("predict", help="classify image files with a trained model")
+    predict.add_argument("model", help="model name (models/<name>/model.pt) or path to a model.pt")
+    predict.add_argument("images", nargs="+", type=Path, help="image files of any size or mode")
+    predict.add_argument("--top-k", type=int, default=1, help="also show the next best classes")
+    predict.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+    predict.set_defaults(func=_cmd_predict)
+
+    lr = sub.add_parser("lr-find", help="learning-rate range test for a model in params.yaml")
+    lr.add_argument("model", help="a key of `models:` in params.yaml")
+    lr.add_argument("--start", type=float, default=1e-7, help="lowest rate (default 1e-7)")
+    lr.add_argument("--end", type=float, default=1.0, help="highest rate (default 1)")
+    lr.add_argument("--num", type=int, default=50, help="log-spaced rates to try (default 50)")
+    lr.add_argument("--batches", type=int, default=2, help="batches at each rate (default 2)")
+    lr.add_argument("--plot", type=Path, help="PNG to write (default plots/<model>/lr_find.png)")
+    lr.set_defaults(func=_cmd_lr_find)
+
     gate = sub.add_parser("check-metrics", help="fail when test metrics fall below committed floors")
     gate.add_argument("--floors", required=True, type=Path, help="YAML: model: {metric: minimum}")
     gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)

@@ -1,0 +1,135 @@
+"""Test-split metrics from model outputs: accuracy, loss, macro F1, per-class scores, ROC-AUC.
+
+Conventions shared by evaluation, the DVC plot files and the figures:
+
+* a multiclass model gives an ``N×K`` array of class probabilities (softmax of the logits);
+* a binary model (one logit, sigmoid + BCE) gives a length-``N`` vector: the probability of
+  ``classes[1]``. It predicts ``classes[1]`` when that probability is above 0.5 (logit > 0),
+  else ``classes[0]``;
+* ties between equal probabilities go to the lowest class index, so results are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
+
+DECIMALS = 6
+
+
+def _round(value: float) -> float:
+    return round(float(value), DECIMALS)
+
+
+def is_binary(probs: np.ndarray) -> bool:
+    """True when ``probs`` is a vector of positive-class probabilities (a single-logit model)."""
+    return np.asarray(probs).ndim == 1
+
+
+def probabilities(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Logits (``N×K``, or ``N`` for a single-logit model) → float64 probabilities of the same shape."""
+    logits = torch.as_tensor(logits).to(torch.float64)
+    if logits.ndim == 1:
+        return torch.sigmoid(logits).numpy()
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def mean_loss(logits: torch.Tensor | np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of ``N×K`` logits, or binary cross-entropy of ``N`` single logits.
+
+    Computed in float64 from the logits (not the rounded-off probabilities), as the training
+    loss is, so a very confident wrong prediction costs what it should.
+    """
+    logits = torch.as_tensor(logits).to(torch.float64)
+    target = torch.from_numpy(np.array(labels, dtype=np.int64))
+    if logits.ndim == 1:
+        return float(F.binary_cross_entropy_with_logits(logits, target.to(torch.float64)))
+    return float(F.cross_entropy(logits, target))
+
+
+def predicted_classes(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class index and the probability given to it, for each row of ``probs``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if is_binary(probs):
+        predicted = (probs > 0.5).astype(np.int64)
+        return predicted, np.where(predicted == 1, probs, 1.0 - probs)
+    predicted = probs.argmax(axis=1).astype(np.int64)  # first maximum on ties
+    return predicted, probs[np.arange(len(probs)), predicted]
+
+
+def positive_scores(probs: np.ndarray) -> np.ndarray:
+    """The probability of ``classes[1]`` per image: the score ROC curves of a binary model rank by."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs if is_binary(probs) else probs[:, 1]
+
+
+def compute_metrics(
+    labels: Sequence[int] | np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+    *,
+    loss: float | None = None,
+) -> dict[str, Any]:
+    """Metrics of predictions ``probs`` (see the module docstring) against integer ``labels``.
+
+    Returns ``{"accuracy", "loss", "macro_f1", ["roc_auc",] "n_test", "per_class"}`` where
+    ``per_class`` maps each class name to ``{"precision", "recall", "f1", "support"}``
+    (scikit-learn, ``zero_division=0``; every class counts in the macro average, even one
+    absent from the split). ``roc_auc`` is present for binary probabilities only: scikit-learn's
+    ``roc_auc_score`` on the positive-class probability, or None when the split holds a single
+    class. ``loss`` defaults to the mean negative log-probability of the true class (clipped
+    at 1e-15); pass the logit-based value from :func:`mean_loss` when the logits are at hand.
+    Floats are rounded to 6 decimals.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    classes = list(classes)
+    k = len(classes)
+    binary = is_binary(probs)
+    if len(probs) != len(labels):
+        raise ValueError(f"{len(labels)} labels but {len(probs)} predictions")
+    if len(labels) == 0:
+        raise ValueError("no predictions to score")
+    if binary and k != 2:
+        raise ValueError(f"binary probabilities need 2 class names, got {k}")
+    if not binary and probs.shape[1] != k:
+        raise ValueError(f"{probs.shape[1]} probability columns for {k} classes")
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"labels range {labels.min()}..{labels.max()} but there are {k} classes")
+
+    predicted, _ = predicted_classes(probs)
+    if loss is None:
+        if binary:
+            p_true = np.where(labels == 1, probs, 1.0 - probs)
+        else:
+            p_true = probs[np.arange(len(labels)), labels]
+        loss = float(-np.log(np.clip(p_true, 1e-15, 1.0)).mean())
+
+    ids = list(range(k))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=ids, zero_division=0
+    )
+    metrics: dict[str, Any] = {
+        "accuracy": _round(np.mean(predicted == labels)),
+        "loss": _round(loss),
+        "macro_f1": _round(f1_score(labels, predicted, labels=ids, average="macro", zero_division=0)),
+    }
+    if binary:
+        both = len(np.unique(labels)) == 2
+        metrics["roc_auc"] = _round(roc_auc_score(labels, probs)) if both else None
+    metrics["n_test"] = len(labels)
+    metrics["per_class"] = {
+        name: {
+            "precision": _round(precision[i]),
+            "recall": _round(recall[i]),
+            "f1": _round(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    }
+    return metrics

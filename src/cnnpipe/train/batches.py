@@ -1,0 +1,118 @@
+"""Mini-batches straight from the memory-mapped prepared arrays: no DataLoader, no PIL.
+
+Each epoch shuffles with a permutation drawn from a ``torch.Generator`` seeded by (seed,
+epoch), so the order depends on nothing but the params and the epoch number (which is what
+makes a resumed run identical to an uninterrupted one). A batch is gathered with one NumPy
+fancy index on the memory map (rows read in ascending order), wrapped with
+``torch.from_numpy``, pinned and copied asynchronously when training on CUDA, and turned
+into model inputs on the device by the model's :class:`~cnnpipe.train.inputs.InputPipeline`.
+The next batch is gathered on a background thread while the current one trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cnnpipe.data.arrays import load_split
+from cnnpipe.errors import DataFormatError
+from cnnpipe.train.device import derive_seed
+from cnnpipe.train.inputs import InputPipeline
+
+SHUFFLE_STREAM = 1  # stream ids for derive_seed(seed, epoch, stream)
+AUGMENT_STREAM = 2
+
+
+@dataclass
+class Split:
+    """One prepared split: images memory-mapped (uint8 N×C×H×W), labels in memory (int64 N)."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def open_split(prepared_dir: str | Path, split: str) -> Split:
+    """Memory-map ``split`` of a prepared dataset; labels must be class indices."""
+    arrays = load_split(prepared_dir, split, mmap=True)
+    images, labels = arrays.images, np.asarray(arrays.labels)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DataFormatError(
+            f"{prepared_dir}/{split}: expected uint8 N×C×H×W images, got {images.dtype} "
+            f"{images.shape}; re-run the prepare stage"
+        )
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataFormatError(
+            f"{prepared_dir}/{split}: expected {len(images)} class labels, got shape "
+            f"{labels.shape}; a model trains on class labels, not attributes"
+        )
+    return Split(split, images, labels.astype(np.int64, copy=False))
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    """The shuffling order of epoch ``epoch`` (1-based) for a training run seeded ``seed``."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, epoch, SHUFFLE_STREAM))
+    return torch.randperm(n, generator=generator)
+
+
+def augment_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator behind every random augmentation draw of one epoch.
+
+    It lives on the CPU whatever the training device: the batched transforms draw their few
+    per-sample parameters there anyway, and the same seed then gives the same augmentations
+    on every device.
+    """
+    return torch.Generator().manual_seed(derive_seed(seed, epoch, AUGMENT_STREAM))
+
+
+def batch_indices(order: Tensor | np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split an order into batches (the last may be smaller); rows sorted within each batch."""
+    order = np.asarray(order, dtype=np.int64)
+    return [np.sort(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+
+
+def _gather(split: Split, rows: np.ndarray, pin: bool) -> tuple[Tensor, Tensor]:
+    images = torch.from_numpy(np.ascontiguousarray(split.images[rows]))
+    labels = torch.from_numpy(split.labels[rows])
+    if pin:
+        images, labels = images.pin_memory(), labels.pin_memory()
+    return images, labels
+
+
+def iterate_batches(
+    split: Split,
+    batches: list[np.ndarray],
+    pipeline: InputPipeline,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(inputs, labels)`` on ``device``: inputs float32 transformed + normalized, labels int64.
+
+    ``generator`` feeds the pipeline's random ops (None for a deterministic eval pipeline).
+    """
+    cuda = device.type == "cuda"
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gather") as pool:
+        pending = pool.submit(_gather, split, batches[0], cuda)
+        for i in range(len(batches)):
+            images, labels = pending.result()
+            if i + 1 < len(batches):
+                pending = pool.submit(_gather, split, batches[i + 1], cuda)
+            images = images.to(device, non_blocking=cuda)
+            labels = labels.to(device, non_blocking=cuda)
+            yield pipeline(images, generator), labels
+
+
+def eval_batches(split: Split, batch_size: int) -> list[np.ndarray]:
+    """Batches of a split in stored order (evaluation needs no shuffling)."""
+    return batch_indices(np.arange(len(split)), batch_size)

@@ -1,0 +1,195 @@
+"""Everything one training run needs, built from params and the prepared data, checked up front.
+
+:func:`build_runtime` validates the params (:mod:`cnnpipe.train.config`), opens the prepared
+splits, resolves normalization, builds the train and eval input pipelines and checks that
+they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
+seeds the global generators and builds the model, optimizer and loss on the chosen device.
+The training loop and the learning-rate range test both start from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnpipe.data.arrays import load_meta
+from cnnpipe.errors import DataFormatError, ParamError
+from cnnpipe.models.zoo import build_model
+from cnnpipe.train import device as devices
+from cnnpipe.train.batches import Split, open_split
+from cnnpipe.train.config import TrainConfig, parse_config
+from cnnpipe.train.inputs import InputPipeline, resolve_normalization
+from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a model's run reads and writes, relative to ``root``."""
+
+    prepared: Path  # data/prepared/<dataset>/
+    stats: Path  # data/stats/<dataset>.json
+    model_dir: Path  # models/<name>/
+    live_dir: Path  # dvclive/<name>/
+    plots_dir: Path  # plots/<name>/
+
+    @classmethod
+    def of(cls, root: Path, name: str, dataset: str) -> RunPaths:
+        root = Path(root)
+        return cls(
+            prepared=root / "data" / "prepared" / dataset,
+            stats=root / "data" / "stats" / f"{dataset}.json",
+            model_dir=root / "models" / name,
+            live_dir=root / "dvclive" / name,
+            plots_dir=root / "plots" / name,
+        )
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.model_dir / "checkpoint.pt"
+
+    @property
+    def model_file(self) -> Path:
+        return self.model_dir / "model.pt"
+
+    @property
+    def history_file(self) -> Path:
+        return self.model_dir / "history.json"
+
+    @property
+    def augmentation_plot(self) -> Path:
+        return self.plots_dir / "augmentation.png"
+
+
+@dataclass
+class DataSetup:
+    """The prepared data of a run and the input pipelines that feed it to the model."""
+
+    meta: dict[str, Any]
+    classes: list[str]
+    train: Split
+    valid: Split  # the valid split, or the test split when valid is empty
+    valid_name: str  # "valid" or "test"
+    normalization: dict[str, list[float]]
+    train_pipeline: InputPipeline
+    eval_pipeline: InputPipeline
+    input_shape: list[int]  # C, H, W of the prepared images
+
+
+@dataclass
+class Runtime:
+    """A ready-to-train run: config, data, device, model, optimizer, loss."""
+
+    config: TrainConfig
+    paths: RunPaths
+    data: DataSetup
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+
+
+def _check_size(pipeline: InputPipeline, hw: list[int], expected: tuple[int, int], key: str, arch_key: str):
+    out = pipeline.output_size(hw)  # raises a ParamError naming the op that cannot take this size
+    if tuple(out) != tuple(expected):
+        raise ParamError(
+            f"{key}: turns the prepared {hw[0]}x{hw[1]} images into {out[0]}x{out[1]} but {arch_key} "
+            f"expects {expected[0]}x{expected[1]}; add or fix a resize / crop op, or change {arch_key}"
+        )
+
+
+def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] = print) -> DataSetup:
+    """Open the prepared splits and check them against the config (sizes, channels, classes)."""
+    key = config.key
+    meta = load_meta(paths.prepared)
+    if meta.get("label_type", "class") != "class":
+        raise ParamError(
+            f"{key}.dataset: {config.dataset} has attribute labels, not classes; train on a subset "
+            "with one label (e.g. celeba_smile)"
+        )
+    classes = [str(c) for c in meta["classes"]]
+    train = open_split(paths.prepared, "train")
+    if len(train) == 0:
+        raise DataFormatError(
+            f"{paths.prepared}: the train split is empty; nothing to train {config.name} on"
+        )
+    valid = open_split(paths.prepared, "valid")
+    valid_name = "valid"
+    if len(valid) == 0:
+        valid = open_split(paths.prepared, "test")
+        valid_name = "test"
+        if len(valid) == 0:
+            raise DataFormatError(
+                f"{paths.prepared}: valid and test splits are both empty; nothing to validate on"
+            )
+        log(
+            f"warning: {config.dataset} has no validation images; {config.name} is validated on the "
+            "test split, so its validation curves are not held out from the test metrics"
+        )
+
+    channels, height, width = (int(s) for s in train.images.shape[1:])
+    arch_key = f"{key}.arch.input"
+    want_c, want_h, want_w = config.arch.input
+    if channels != want_c:
+        raise ParamError(
+            f"{arch_key}: expects {want_c} channel(s) but {config.dataset} images have {channels}; "
+            f"set {arch_key} to [{channels}, {want_h}, {want_w}]"
+        )
+    normalization = resolve_normalization(config.normalize, paths.stats, channels, key=f"{key}.normalize")
+    train_pipeline = InputPipeline.build(config.augment, normalization, key=f"{key}.augment")
+    eval_pipeline = InputPipeline.build(config.eval_transform, normalization, key=f"{key}.eval_transform")
+    _check_size(train_pipeline, [height, width], (want_h, want_w), f"{key}.augment", arch_key)
+    _check_size(eval_pipeline, [height, width], (want_h, want_w), f"{key}.eval_transform", arch_key)
+
+    outputs, loss = config.arch.outputs, config.train.loss
+    if loss == "bce" and (outputs != 1 or len(classes) != 2):
+        raise ParamError(
+            f"{key}.train.loss: bce needs {key}.arch.outputs: 1 and a 2-class dataset, got outputs "
+            f"{outputs} and {len(classes)} classes; use cross_entropy for more classes"
+        )
+    if loss != "bce" and outputs != len(classes):
+        raise ParamError(
+            f"{key}.arch.outputs: {loss} needs one output per class ({len(classes)} in {config.dataset}), "
+            f"got {outputs}"
+        )
+    labels_max = max(int(train.labels.max()), int(valid.labels.max()))
+    if int(min(train.labels.min(), valid.labels.min())) < 0 or labels_max >= len(classes):
+        raise DataFormatError(f"{paths.prepared}: labels fall outside 0..{len(classes) - 1}; re-run prepare")
+    return DataSetup(
+        meta=meta,
+        classes=classes,
+        train=train,
+        valid=valid,
+        valid_name=valid_name,
+        normalization=normalization,
+        train_pipeline=train_pipeline,
+        eval_pipeline=eval_pipeline,
+        input_shape=[channels, height, width],
+    )
+
+
+def build_runtime(
+    name: str, params: Mapping[str, Any], *, root: Path = Path("."), log: Callable[[str], None] = print
+) -> Runtime:
+    """Validate, open the data, choose the device, seed, and build model, optimizer and loss."""
+    config = parse_config(name, params)
+    paths = RunPaths.of(Path(root), name, config.dataset)
+    data = open_data(config, paths, log)
+    device = devices.select_device(config.device)
+    devices.configure(device)
+    devices.seed_everything(config.train.seed)
+    model = build_model(config.arch, key=f"{config.key}.arch").to(device)
+    optimizer = build_optimizer(model.parameters(), config.train)
+    return Runtime(
+        config=config,
+        paths=paths,
+        data=data,
+        device=device,
+        model=model,
+        optimizer=optimizer,
+        loss_fn=build_loss(config.train.loss),
+    )

@@ -1,0 +1,22 @@
+"""dvc stage `evaluate@<model>`: test-split metrics, DVC plot data and figures of a trained model.
+
+Reads: models.<model>.dataset, evaluate.batch_size, evaluate.grid_images, evaluate.worst_images,
+run.device. Writes metrics/<model>.json, plots/<model>/predictions.csv, plots/<model>/roc.csv
+(binary models) and plots/<model>/figures/*.png (see cnnpipe.evaluate).
+"""
+
+import argparse
+
+from cnnpipe import params, stage
+from cnnpipe.evaluate import evaluate_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    args = parser.parse_args()
+    evaluate_model(args.model, params.load_params())
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,30 @@
+"""dvc stage `prepare_folder@<dataset>`: a local ImageFolder directory or zip → data/prepared/<dataset>/.
+
+Reads: datasets.<dataset>.path, .image_size, .valid_fraction, .split_seed.
+"""
+
+import argparse
+from pathlib import Path
+
+from cnnpipe import params, stage
+from cnnpipe.data.prepare import prepare_imagefolder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    all_params = params.load_params()
+    key = f"datasets.{args.dataset}"
+    prepare_imagefolder(
+        Path(params.get(all_params, f"{key}.path")),
+        Path("data/prepared") / args.dataset,
+        image_size=params.get(all_params, f"{key}.image_size"),
+        valid_fraction=params.get(all_params, f"{key}.valid_fraction"),
+        split_seed=params.get(all_params, f"{key}.split_seed"),
+        name=args.dataset,
+    )
+
+
+if __name__ == "__main__":
+    stage.run(main)

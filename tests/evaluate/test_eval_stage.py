@@ -1,0 +1,237 @@
+"""The evaluate stage end to end on tiny bundles and synthetic prepared datasets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from evalfixtures import MODELS, make_bundle, make_dataset, make_params
+from PIL import Image
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+from torchvision.transforms.v2 import functional as TF
+
+from cnnpipe.data.arrays import load_split
+from cnnpipe.errors import DataFormatError, ParamError
+from cnnpipe.evaluate import FIGURES, evaluate_model, figures
+from cnnpipe.models.trained import load_trained
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _by_hand(root: Path, name: str) -> tuple[np.ndarray, torch.Tensor]:
+    """Labels and logits of the test split, computed without the cnnpipe pipeline."""
+    dataset, _, _, norm, eval_transform, _ = MODELS[name]
+    trained = load_trained(root / "models" / name / "model.pt")
+    data = load_split(root / "data" / "prepared" / dataset, "test", mmap=False)
+    x = torch.from_numpy(data.images).float() / 255.0
+    for op in eval_transform:
+        assert op["op"] == "resize"
+        x = TF.resize(x, op["size"], antialias=True)
+    mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        logits = trained.model((x - mean) / std).double()
+    return data.labels, logits
+
+
+def _log():
+    lines: list[str] = []
+    return lines, lines.append
+
+
+def _check_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width >= 100 and img.height >= 100, (path, img.size)
+
+
+def _rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_multiclass_outputs_match_independent_computation(project, params):
+    lines, log = _log()
+    metrics = evaluate_model("tiny", params, root=project, log=log)
+    labels, logits = _by_hand(project, "tiny")
+    pred = logits.argmax(1).numpy()
+    assert len(set(pred.tolist())) > 1, "the fixture should predict several classes"
+
+    saved = json.loads((project / "metrics" / "tiny.json").read_text())
+    assert saved == metrics
+    assert (saved["model"], saved["dataset"], saved["split"]) == ("tiny", "syn3", "test")
+    assert saved["n_test"] == len(labels) == 40
+    assert saved["accuracy"] == pytest.approx(accuracy_score(labels, pred), abs=1e-6)
+    assert saved["macro_f1"] == pytest.approx(
+        f1_score(labels, pred, average="macro", labels=[0, 1, 2], zero_division=0), abs=1e-6
+    )
+    assert saved["loss"] == pytest.approx(F.cross_entropy(logits, torch.from_numpy(labels)).item(), abs=1e-5)
+    assert "roc_auc" not in saved
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=[0, 1, 2], zero_division=0)
+    for i, name in enumerate(["cat", "dog", "bird"]):
+        got = saved["per_class"][name]
+        assert [got["precision"], got["recall"], got["f1"]] == pytest.approx([p[i], r[i], f[i]], abs=1e-6)
+        assert got["support"] == s[i]
+
+    classes = ["cat", "dog", "bird"]
+    rows = _rows(project / "plots" / "tiny" / "predictions.csv")
+    assert len(rows) == 40 and list(rows[0]) == ["actual", "predicted", "probability"]
+    probs = torch.softmax(logits, 1).numpy()
+    for i, row in enumerate(rows):
+        assert row["actual"] == classes[labels[i]] and row["predicted"] == classes[pred[i]]
+        assert float(row["probability"]) == pytest.approx(probs[i].max(), abs=1e-5)
+    # multiclass: micro-averaged one-vs-rest ROC over every (image, class) pair
+    roc = _rows(project / "plots" / "tiny" / "roc.csv")
+    onehot = np.eye(3, dtype=int)[labels].ravel()
+    expected_fpr, expected_tpr, _ = roc_curve(onehot, probs.ravel())
+    assert [float(r["fpr"]) for r in roc] == pytest.approx(expected_fpr.tolist(), abs=1e-6)
+    assert [float(r["tpr"]) for r in roc] == pytest.approx(expected_tpr.tolist(), abs=1e-6)
+
+    fig_dir = project / "plots" / "tiny" / "figures"
+    assert sorted(p.name for p in fig_dir.iterdir()) == sorted(FIGURES)
+    for name in FIGURES:
+        _check_png(fig_dir / name)
+    assert any("tiny: test accuracy" in line for line in lines)
+
+
+def test_binary_model_gets_roc(project, params):
+    metrics = evaluate_model("tinybin", params, root=project, log=lambda _: None)
+    labels, logits = _by_hand(project, "tinybin")
+    logits = logits[:, 0]
+    scores = torch.sigmoid(logits).numpy()
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+    bce = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels).double())
+    assert metrics["loss"] == pytest.approx(bce.item(), abs=1e-5)
+    assert metrics["accuracy"] == pytest.approx(np.mean((logits.numpy() > 0) == labels), abs=1e-6)
+
+    roc = _rows(project / "plots" / "tinybin" / "roc.csv")
+    assert list(roc[0]) == ["fpr", "tpr", "threshold"]
+    fpr = [float(r["fpr"]) for r in roc]
+    tpr = [float(r["tpr"]) for r in roc]
+    thresholds = [float(r["threshold"]) for r in roc]
+    assert fpr == sorted(fpr) and tpr == sorted(tpr) and thresholds == sorted(thresholds, reverse=True)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    rows = _rows(project / "plots" / "tinybin" / "predictions.csv")
+    assert {r["actual"] for r in rows} == {"horses", "humans"}
+    for row, p in zip(rows, scores, strict=True):
+        assert float(row["probability"]) == pytest.approx(max(p, 1 - p), abs=1e-5)
+        assert row["predicted"] == ("humans" if p > 0.5 else "horses")
+    fig_dir = project / "plots" / "tinybin" / "figures"
+    # no dvclive history for this model: no learning curves, everything else
+    assert sorted(p.name for p in fig_dir.iterdir()) == sorted(set(FIGURES) - {"learning_curves.png"})
+
+
+def test_mlp_skips_conv_figures(project, params):
+    lines, log = _log()
+    metrics = evaluate_model("tinymlp", params, root=project, log=log)
+    fig_dir = project / "plots" / "tinymlp" / "figures"
+    names = sorted(p.name for p in fig_dir.iterdir())
+    assert names == ["confusion_matrix.png", "errors.png", "predictions.png"]
+    for name in names:
+        _check_png(fig_dir / name)
+    text = "\n".join(lines)
+    assert "skipping the filters figure" in text and "skipping the feature-maps figure" in text
+    assert "skipping learning curves" in text
+    assert metrics["n_test"] == 40
+
+
+def test_evaluation_is_reproducible(project):
+    evaluate_model("tiny", _params(batch_size=7), root=project, log=lambda _: None)
+    first = (project / "metrics" / "tiny.json").read_bytes()
+    first_csv = (project / "plots" / "tiny" / "predictions.csv").read_bytes()
+    evaluate_model("tiny", _params(batch_size=16), root=project, log=lambda _: None)
+    assert (project / "metrics" / "tiny.json").read_bytes() == first
+    assert (project / "plots" / "tiny" / "predictions.csv").read_bytes() == first_csv
+
+
+def _params(**evaluate):
+    params = make_params()
+    params["evaluate"].update(evaluate)
+    return params
+
+
+def test_no_errors_figure_and_empty_grid(project):
+    # a model that is always right: errors.png says so; grid_images 0 still gives a figure
+    _, log = _log()
+    params = _params(grid_images=0)
+    bundle = load_trained(project / "models" / "tiny" / "model.pt")
+    data = load_split(project / "data" / "prepared" / "syn3", "test", mmap=False)
+    x = (torch.from_numpy(data.images).float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        pred = bundle.model(x).argmax(1).numpy()
+    make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16))  # same images
+    labels_path = project / "data" / "prepared" / "syn3" / "test.labels.npy"
+    np.save(labels_path, pred.astype(np.int64))
+    metrics = evaluate_model("tiny", params, root=project, log=log)
+    assert metrics["accuracy"] == 1.0
+    _check_png(project / "plots" / "tiny" / "figures" / "errors.png")
+    _check_png(project / "plots" / "tiny" / "figures" / "predictions.png")
+
+
+def test_falls_back_to_validation_without_test_split(project, params):
+    make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16), n_test=0)
+    lines, log = _log()
+    metrics = evaluate_model("tiny", params, root=project, log=log)
+    assert metrics["split"] == "valid" and metrics["n_test"] == 8
+    assert any("no test split" in line for line in lines)
+
+
+def test_class_mismatch_and_bad_params(project, params):
+    make_dataset(project, "syn3", ["cat", "dog", "cow"], (3, 16, 16))
+    with pytest.raises(DataFormatError, match="trained on classes"):
+        evaluate_model("tiny", params, root=project, log=lambda _: None)
+    with pytest.raises(ParamError, match=r"evaluate\.batch_size"):
+        evaluate_model("tiny", _params(batch_size=0), root=project, log=lambda _: None)
+    with pytest.raises(DataFormatError, match="train the model first"):
+        evaluate_model("nosuch", {**params, "models": {"nosuch": {"dataset": "syn3"}}}, root=project)
+
+
+def test_failure_leaves_previous_outputs_intact(project, params, monkeypatch):
+    evaluate_model("tiny", params, root=project, log=lambda _: None)
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and "plots" in p.parts}
+    before[project / "metrics" / "tiny.json"] = (project / "metrics" / "tiny.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(figures, "feature_maps_figure", broken)
+    make_bundle(project, "tiny", seed=5)  # different weights: outputs would change
+    with pytest.raises(RuntimeError, match="disk full"):
+        evaluate_model("tiny", params, root=project, log=lambda _: None)
+    after = {p for p in project.rglob("*") if p.is_file() and ("plots" in p.parts or "metrics" in p.parts)}
+    assert after == set(before)
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert not [p for p in project.rglob(".*") if p.name.endswith(".tmp")]
+
+
+def test_stage_script(project, params):
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "stages" / "evaluate.py"), "tinymlp"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tinymlp: test accuracy" in done.stdout
+    assert json.loads((project / "metrics" / "tinymlp.json").read_text())["dataset"] == "gray"

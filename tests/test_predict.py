@@ -1,0 +1,163 @@
+"""Prediction on image files of any size and mode with a trained bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from cnnpipe.errors import DataFormatError
+from cnnpipe.models.trained import load_trained, save_trained
+from cnnpipe.models.zoo import build_model
+from cnnpipe.predict import PredictionError, PredictionResult, format_results, predict_files
+
+RGB_ARCH = {
+    "input": [3, 16, 16],
+    "conv": [{"out": 4, "kernel": 3, "padding": 1, "pool": 2}],
+    "hidden": [8],
+    "outputs": 3,
+}
+BIN_ARCH = {"input": [3, 12, 12], "conv": [{"out": 2, "kernel": 3}], "global_pool": True, "outputs": 1}
+GRAY_ARCH = {"input": [1, 10, 10], "conv": [{"out": 2, "kernel": 3, "pool": 2}], "outputs": 4}
+
+
+def _bundle(path: Path, arch: dict, classes: list[str], shape, eval_transform, norm) -> Path:
+    torch.manual_seed(3)
+    model = build_model(arch)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)
+    save_trained(
+        path,
+        path.parent.name,
+        model,
+        arch=arch,
+        classes=classes,
+        normalization=norm,
+        eval_transform=eval_transform,
+        input_shape=shape,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    half = {"mean": [0.5] * 3, "std": [0.5] * 3}
+    return {
+        "rgb": _bundle(root / "rgb" / "model.pt", RGB_ARCH, ["cat", "dog", "bird"], [3, 16, 16], [], half),
+        # prepared at 14×14, center-cropped to the 12×12 the network takes
+        "bin": _bundle(
+            root / "bin" / "model.pt",
+            BIN_ARCH,
+            ["horses", "humans"],
+            [3, 14, 14],
+            [{"op": "center_crop", "size": [12, 12]}],
+            half,
+        ),
+        "gray": _bundle(
+            root / "gray" / "model.pt",
+            GRAY_ARCH,
+            list("0123"),
+            [1, 10, 10],
+            [],
+            {"mean": [0.3], "std": [0.2]},
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    files = {}
+    rgba = Image.fromarray(rng.integers(0, 256, (30, 20, 4), dtype=np.uint8), "RGBA")
+    files["rgba"] = root / "a.png"
+    rgba.save(files["rgba"])
+    files["jpeg"] = root / "b.jpg"
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "RGB").save(files["jpeg"], quality=90)
+    files["gray"] = root / "c.png"
+    Image.fromarray(rng.integers(0, 256, (8, 11), dtype=np.uint8), "L").save(files["gray"])
+    palette = Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), "RGB").quantize(16)
+    assert palette.mode == "P"
+    files["palette"] = root / "d.png"
+    palette.save(files["palette"])
+    files["text"] = root / "notes.png"
+    files["text"].write_text("this is not an image\n")
+    return files
+
+
+def _by_hand(model_path: Path, image_path: Path) -> np.ndarray:
+    """Class probabilities computed with PIL and torch directly, not through cnnpipe's pipeline."""
+    trained = load_trained(model_path)
+    c, h, w = trained.input_shape
+    with Image.open(image_path) as img:
+        img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+    x = torch.from_numpy(np.array(img, dtype=np.float32) / 255.0)
+    x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
+    for op in trained.eval_transform:
+        assert op["op"] == "center_crop"
+        x = TF.center_crop(x, op["size"])
+    mean = torch.tensor(trained.normalization["mean"]).view(-1, 1, 1)
+    std = torch.tensor(trained.normalization["std"]).view(-1, 1, 1)
+    with torch.no_grad():
+        logits = trained.model(((x - mean) / std)[None]).double()[0]
+    if trained.binary:
+        p = torch.sigmoid(logits[0]).item()
+        return np.array([1 - p, p])
+    return torch.softmax(logits, 0).numpy()
+
+
+@pytest.mark.parametrize("model", ["rgb", "bin", "gray"])
+def test_predictions_match_a_hand_computation(models, images, model):
+    paths = [images[k] for k in ("rgba", "jpeg", "gray", "palette")]
+    results = predict_files(models[model], paths, top_k=5)
+    classes = load_trained(models[model]).classes
+    assert [r.path for r in results] == [str(p) for p in paths]
+    for result, path in zip(results, paths, strict=True):
+        assert isinstance(result, PredictionResult)
+        expected = _by_hand(models[model], path)
+        best = int(np.argmax(expected))
+        assert result.label == classes[best] and result.label in classes
+        assert 0.0 <= result.probability <= 1.0
+        assert result.probability == pytest.approx(expected[best], abs=1e-5)
+        assert len(result.top) == len(classes) and result.top[0] == (result.label, result.probability)
+        assert sum(p for _, p in result.top) == pytest.approx(1.0)
+        assert [p for _, p in result.top] == sorted((p for _, p in result.top), reverse=True)
+
+
+def test_bad_files_give_one_line_errors_and_others_still_run(models, images, tmp_path):
+    paths = [images["text"], images["jpeg"], tmp_path / "missing.png", tmp_path, images["rgba"]]
+    results = predict_files(models["rgb"], paths)
+    kinds = [type(r) for r in results]
+    assert kinds == [PredictionError, PredictionResult, PredictionError, PredictionError, PredictionResult]
+    assert "not an image" in results[0].reason and "no such file" in results[2].reason
+    assert all("\n" not in r.reason for r in results if isinstance(r, PredictionError))
+    assert results[1].top == [(results[1].label, results[1].probability)]  # top_k = 1
+
+    lines = format_results(results).splitlines()
+    assert len(lines) == 5
+    assert lines[0] == f"{images['text']}: error: {results[0].reason}"
+    assert lines[1] == f"{images['jpeg']}: {results[1].label} (prob {results[1].probability:.2f})"
+
+
+def test_binary_probability_is_for_the_predicted_class(models, images):
+    (result,) = predict_files(models["bin"], [images["jpeg"]], top_k=2)
+    expected = _by_hand(models["bin"], images["jpeg"])
+    assert result.probability >= 0.5
+    assert dict(result.top) == pytest.approx({"horses": expected[0], "humans": expected[1]}, abs=1e-6)
+    text = format_results([result])
+    assert text.startswith(f"{images['jpeg']}: {result.label} (prob ") and "; next: " in text
+
+
+def test_missing_or_damaged_model_is_an_error(images, tmp_path):
+    with pytest.raises(DataFormatError, match="does not exist"):
+        predict_files(tmp_path / "nope.pt", [images["jpeg"]])
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(DataFormatError, match="not a cnnpipe model"):
+        predict_files(bad, [images["jpeg"]])

@@ -1,0 +1,167 @@
+"""Training config: every bad value is a one-line ParamError naming its full params key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from toydata import toy_params, write_dataset
+
+from cnnpipe.errors import ParamError
+from cnnpipe.train.config import parse_config
+from cnnpipe.train.runtime import RunPaths, open_data
+
+KEY = "models.toy_cnn"
+
+
+def _with(path: str, value, params=None):
+    """Copy of the toy params with the dotted ``path`` set (``None`` value + ``...`` deletes)."""
+    params = copy.deepcopy(params or toy_params())
+    *parents, last = path.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+def _error(params, name="toy_cnn") -> str:
+    with pytest.raises(ParamError) as info:
+        parse_config(name, params)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("train.optimizer", "adamw", f"{KEY}.train.optimizer: expected adam, sgd or rmsprop, got 'adamw'"),
+        ("train.lr", -0.1, f"{KEY}.train.lr: must be > 0"),
+        ("train.lr", "fast", f"{KEY}.train.lr: expected a number, got 'fast'"),
+        ("train.lr", True, f"{KEY}.train.lr: expected a number"),
+        ("train.momentum", 0.9, f"{KEY}.train.momentum: adam has no momentum"),
+        ("train.weight_decay", -1, f"{KEY}.train.weight_decay: must be >= 0"),
+        ("train.l2", "x", f"{KEY}.train.l2: expected a number"),
+        ("train.scheduler", "step", f"{KEY}.train.scheduler: expected none, plateau, cosine or onecycle"),
+        ("train.plateau_factor", 1.5, f"{KEY}.train.plateau_factor: must be in (0, 1)"),
+        ("train.plateau_patience", -1, f"{KEY}.train.plateau_patience: must be an integer >= 0"),
+        ("train.loss", "mse", f"{KEY}.train.loss: expected cross_entropy, nll or bce, got 'mse'"),
+        ("train.batch_size", 0, f"{KEY}.train.batch_size: must be an integer >= 1"),
+        ("train.epochs", 2.5, f"{KEY}.train.epochs: must be an integer >= 1"),
+        ("train.seed", -3, f"{KEY}.train.seed: must be an integer >= 0"),
+        ("train.lr_decay", 0.1, f"{KEY}.train.lr_decay: unknown key"),
+        ("train.lr", ..., f"{KEY}.train.lr: missing"),
+        ("train", ..., f"{KEY}.train: must be a mapping"),
+        ("augmentation", [], f"{KEY}.augmentation: unknown key"),
+        ("dataset", ..., f"{KEY}.dataset: missing"),
+        ("dataset", "../etc", f"{KEY}.dataset: expected a prepared dataset name"),
+        ("augment", {"op": "hflip"}, f"{KEY}.augment: must be a list of ops"),
+        ("arch.outputs", 0, f"{KEY}.arch.outputs: must be a positive integer"),
+    ],
+)
+def test_bad_model_values_name_the_key(path, value, expected):
+    params = _with(f"models.toy_cnn.{path}", value)
+    assert expected in _error(params)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("run.device", "gpu", "run.device: expected auto, cpu, cuda or mps, got 'gpu'"),
+        ("run.max_epochs", 0, "run.max_epochs: must be an integer >= 1"),
+    ],
+)
+def test_bad_run_values_name_the_key(path, value, expected):
+    assert expected in _error(_with(path, value))
+
+
+def test_unknown_model_lists_known_ones():
+    assert "models.nope: no such model in params.yaml (models: toy_cnn)" in _error(toy_params(), "nope")
+
+
+def test_defaults_numeric_strings_and_epoch_cap():
+    params = toy_params(train={"lr": "1e-3", "epochs": 20})
+    for key in ("momentum", "weight_decay", "l2", "scheduler", "plateau_factor", "plateau_patience", "seed"):
+        del params["models"]["toy_cnn"]["train"][key]
+    config = parse_config("toy_cnn", params)
+    assert config.train.lr == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
+    assert (config.train.scheduler, config.train.plateau_factor, config.train.plateau_patience) == (
+        "none",
+        0.5,
+        10,
+    )
+    assert config.epochs == 20
+    params["run"]["max_epochs"] = 3
+    assert parse_config("toy_cnn", params).epochs == 3
+    params["run"]["max_epochs"] = 50
+    assert parse_config("toy_cnn", params).epochs == 20
+
+
+# --- checks against the prepared data ----------------------------------------------------------
+
+
+def _data_error(root, params, name="toy_cnn") -> str:
+    config = parse_config(name, params)
+    with pytest.raises(ParamError) as info:
+        open_data(config, RunPaths.of(root, name, config.dataset), log=lambda _: None)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_augment_output_size_must_match_arch_input(toy_root):
+    params = toy_params(augment=[{"op": "resize", "size": [10, 10]}])
+    message = _data_error(toy_root, params)
+    assert message.startswith(f"{KEY}.augment: turns the prepared 12x12 images into 10x10")
+    assert f"{KEY}.arch.input expects 12x12" in message
+
+
+def test_eval_transform_output_size_must_match_arch_input(toy_root):
+    params = toy_params(eval_transform=[{"op": "center_crop", "size": 8}])
+    message = _data_error(toy_root, params)
+    assert message.startswith(f"{KEY}.eval_transform: turns the prepared 12x12 images into 8x8")
+
+
+def test_resized_input_is_accepted(toy_root):
+    params = toy_params(
+        augment=[{"op": "random_crop", "size": 10}, {"op": "resize", "size": [16, 16]}],
+        eval_transform=[{"op": "center_crop", "size": 10}, {"op": "resize", "size": [16, 16]}],
+    )
+    params["models"]["toy_cnn"]["arch"]["input"] = [1, 16, 16]
+    config = parse_config("toy_cnn", params)
+    data = open_data(config, RunPaths.of(toy_root, "toy_cnn", "toy"), log=lambda _: None)
+    assert data.input_shape == [1, 12, 12]
+
+
+def test_channels_must_match(toy_root):
+    params = toy_params()
+    params["models"]["toy_cnn"]["arch"]["input"] = [3, 12, 12]
+    assert _data_error(toy_root, params).startswith(f"{KEY}.arch.input: expects 3 channel(s) but toy")
+
+
+def test_bce_needs_one_output_and_two_classes(toy_root):
+    params = toy_params(binary=True)  # 3-class data
+    assert _data_error(toy_root, params).startswith(f"{KEY}.train.loss: bce needs {KEY}.arch.outputs: 1")
+
+
+def test_cross_entropy_needs_one_output_per_class(toy_root):
+    params = toy_params()
+    params["models"]["toy_cnn"]["arch"]["outputs"] = 2
+    message = _data_error(toy_root, params)
+    assert message.startswith(f"{KEY}.arch.outputs: cross_entropy needs one output per class (3 in toy)")
+
+
+def test_nll_checks_outputs_too(toy_root):
+    params = toy_params(train={"loss": "nll"})
+    params["models"]["toy_cnn"]["arch"]["outputs"] = 4
+    assert _data_error(toy_root, params).startswith(f"{KEY}.arch.outputs: nll needs one output per class")
+
+
+def test_normalize_stats_needs_the_stats_file(tmp_path):
+    write_dataset(tmp_path)
+    (tmp_path / "data" / "stats" / "toy.json").unlink()
+    assert _data_error(tmp_path, toy_params()).startswith(f"{KEY}.normalize: 'stats' needs")
