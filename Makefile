@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 SAMPLE_MIRROR ?= data/sample_mirror
-DEMO_EPOCHS   ?= 4
+DEMO_EPOCHS   ?= 8
 # The sample mirror is small, so the validation splits taken from train are shrunk to fit and
 # every model trains for at most DEMO_EPOCHS epochs. The sea set is given by absolute path so
 # queued experiments (which run in temporary copies of the repository) find it too.

@@ -51,7 +51,7 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "mnist": {"train": 1200, "test": 300},
     "fashion_mnist": {"train": 1200, "test": 300},
     "cifar10": {"train": 1000, "test": 300},
-    "celeba": {"train": 400, "valid": 100, "test": 100},
+    "celeba": {"train": 1000, "valid": 200, "test": 200},
     "horse_or_human": {"train": 80, "valid": 32},
     "rps": {"train": 90, "test": 30},
     "sea": {"train": 175, "test": 50},
