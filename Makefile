@@ -7,16 +7,18 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 SAMPLE_MIRROR ?= data/sample_mirror
-DEMO_EPOCHS   ?= 8
+DEMO_EPOCHS   ?= 10
 # The sample mirror is small, so the validation splits taken from train are shrunk to fit and
-# every model trains for at most DEMO_EPOCHS epochs. The sea set is given by absolute path so
+# every model trains for at most DEMO_EPOCHS epochs (smile_cnn, whose loss sits on a plateau
+# for its first few hundred steps, takes smaller batches to get past it). The sea set is given by absolute path so
 # queued experiments (which run in temporary copies of the repository) find it too.
 SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
                  -S datasets.mnist.valid_first=200 \
                  -S datasets.fashion_mnist.valid_first=200 \
                  -S datasets.cifar10.valid_first=200 \
                  -S datasets.sea.path=$(abspath $(SAMPLE_MIRROR))/sea/sea_creatures.zip \
-                 -S run.max_epochs=$(DEMO_EPOCHS)
+                 -S run.max_epochs=$(DEMO_EPOCHS) \
+                 -S models.smile_cnn.train.batch_size=16
 SAMPLE_FLOORS := metrics/floors.sample.yaml
 
 .PHONY: help install demo test lint bench-prepare clean-demo

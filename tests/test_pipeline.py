@@ -1,7 +1,10 @@
-"""End to end: `make demo` in a fresh copy of the repository runs every data stage offline.
+"""End to end: `make demo` in a fresh copy of the repository runs the whole pipeline offline.
 
 This is the README's first command, run as a user would (minus creating the virtualenv,
-which the test reuses). It also checks that a second `dvc repro` is a no-op.
+which the test reuses). The tests after it use the same repository, in file order, for the
+README's experiment recipes: a second `dvc repro` is a no-op, metrics and plots show, CPU
+runs are reproducible, a SIGKILLed train stage resumes, `dvc exp run -S` reruns one model,
+and a queued grid completes.
 """
 
 import json
@@ -9,13 +12,28 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ["mnist", "fashion_mnist", "cifar10", "celeba", "horse_or_human", "rps", "cifar2", "celeba_smile"]
+DATASETS = [
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "celeba",
+    "horse_or_human",
+    "rps",
+    "sea",
+    "cifar2",
+    "celeba_smile",
+]
+MODELS = [
+    "fashion_cnn", "mnist_cnn", "smile_cnn", "horses_cnn", "horses_cnn_aug",
+    "cifar2_fc", "cifar2_fc_deep", "cifar_net", "sea_cnn",
+]  # fmt: skip
 
 
 def _run(cmd, cwd, env):
@@ -97,3 +115,106 @@ def test_second_repro_is_a_no_op(demo_repo):
     assert "Running stage" not in output
     status = _run(["dvc", "status"], repo, env)
     assert "up to date" in status
+
+
+def _metrics(repo, model):
+    return json.loads((repo / "metrics" / f"{model}.json").read_text())
+
+
+@pytest.mark.slow
+def test_every_model_is_trained_and_evaluated(demo_repo):
+    repo, env, output = demo_repo
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo, env))
+    files = next(iter(shown.values()))["data"]
+    for model in MODELS:
+        metrics = files[f"metrics/{model}.json"]["data"]
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["n_test"] > 0
+        assert "train/loss" in files[f"dvclive/{model}/metrics.json"]["data"]
+        figures = repo / "plots" / model / "figures"
+        assert (figures / "confusion_matrix.png").is_file() and (figures / "learning_curves.png").is_file()
+        assert (repo / "plots" / model / "augmentation.png").is_file()
+    assert "| smile_cnn | accuracy |" in output  # the floors table printed by check-metrics
+
+
+@pytest.mark.slow
+def test_plots_show_renders_curves_and_confusion_matrices(demo_repo, tmp_path):
+    repo, env, _ = demo_repo
+    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "plots/mnist_cnn/predictions.csv" in html and "dvclive/mnist_cnn/plots/metrics" in html
+    assert "confusion_matrix.png" in html
+
+
+def _retrain(repo, env, model):
+    """Drop the model's checkpoint so `dvc repro -f` trains from scratch."""
+    (repo / "models" / model / "checkpoint.pt").unlink()
+    return _run(["dvc", "repro", "-f", f"train@{model}", f"evaluate@{model}"], repo, env)
+
+
+@pytest.mark.slow
+def test_two_cpu_runs_give_identical_metrics(demo_repo):
+    repo, env, _ = demo_repo
+    first = (repo / "metrics" / "cifar_net.json").read_text()
+    output = _retrain(repo, env, "cifar_net")
+    assert "epoch 1/" in output
+    assert (repo / "metrics" / "cifar_net.json").read_text() == first
+
+
+@pytest.mark.slow
+def test_sigkilled_train_stage_resumes_at_its_epoch_and_ends_the_same(demo_repo):
+    repo, env, _ = demo_repo
+    model = "mnist_cnn"
+    uninterrupted = (repo / "metrics" / f"{model}.json").read_text()
+    checkpoint = repo / "models" / model / "checkpoint.pt"
+    checkpoint.unlink()
+    proc = subprocess.Popen(
+        ["dvc", "repro", "-f", f"train@{model}"], cwd=repo, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    killed = subprocess.run(["pkill", "-KILL", "-f", f"stages/train.py {model}"], check=False)
+    assert killed.returncode == 0
+    assert proc.wait(timeout=120) != 0  # dvc reports the killed stage as failed
+    assert not (repo / "models" / model / "model.pt").exists()
+    output = _run(["dvc", "repro", f"evaluate@{model}"], repo, env)
+    assert f"resuming {model} from epoch" in output
+    assert "epoch 1/" not in output
+    assert (repo / "metrics" / f"{model}.json").read_text() == uninterrupted
+
+
+@pytest.mark.slow
+def test_exp_run_with_a_changed_dropout_reruns_only_that_model(demo_repo):
+    repo, env, _ = demo_repo
+    output = _run(["dvc", "exp", "run", "-S", "models.cifar_net.arch.dropout=0.2"], repo, env)
+    ran = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
+    assert ran == ["evaluate@cifar_net", "train@cifar_net"]
+
+
+@pytest.mark.slow
+def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
+    repo, env, _ = demo_repo
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
+    _run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)
+    _run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], repo, env)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 3, status
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
+    lrs = set()
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("metrics/cifar_net.json", {}).get("data", {})
+                if "accuracy" in metrics:
+                    lrs.add(params["models"]["cifar_net"]["train"]["lr"])
+    assert {0.002, 0.005, 0.01} <= lrs
