@@ -129,7 +129,7 @@ def test_every_model_is_trained_and_evaluated(demo_repo):
     for model in MODELS:
         metrics = files[f"metrics/{model}.json"]["data"]
         assert 0 <= metrics["accuracy"] <= 1 and metrics["n_test"] > 0
-        assert "train/loss" in files[f"dvclive/{model}/metrics.json"]["data"]
+        assert "loss" in files[f"dvclive/{model}/metrics.json"]["data"]["train"]
         figures = repo / "plots" / model / "figures"
         assert (figures / "confusion_matrix.png").is_file() and (figures / "learning_curves.png").is_file()
         assert (repo / "plots" / model / "augmentation.png").is_file()

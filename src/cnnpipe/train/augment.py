@@ -283,6 +283,11 @@ class _Op:
     def __call__(self, x: Tensor, g: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    # Ops that only move pixels (flips, unpadded crops) give the same result on uint8 input,
+    # where they touch a quarter of the bytes; leading ones run before the float conversion.
+    def keeps_uint8(self) -> bool:
+        return False
+
 
 class _Flip(_Op):
     def __init__(self, key: str, *, dim: int, p: float):
@@ -292,6 +297,9 @@ class _Flip(_Op):
     def __call__(self, x, g):
         flip = _rand(g, x.shape[0]) < self.p
         return torch.where(_per_sample(flip, x), x.flip(self.dim), x)
+
+    def keeps_uint8(self) -> bool:
+        return True
 
 
 class _Affine(_Op):
@@ -377,9 +385,12 @@ class _RandomCrop(_Op):
         left = (u[:, 1] * (w - cw + 1)).long().clamp_(max=w - cw).to(x.device)
         rows = top[:, None] + torch.arange(ch, device=x.device)  # N×ch
         cols = left[:, None] + torch.arange(cw, device=x.device)  # N×cw
-        batch = torch.arange(n, device=x.device)[:, None, None]
-        # advanced indices around a slice put the broadcast N×ch×cw dims first: N×ch×cw×C
-        return x[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+        # one gather over the flattened pixels: each sample reads its own window
+        flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, ch * cw).expand(n, x.shape[1], -1)
+        return x.reshape(n, x.shape[1], h * w).gather(2, flat).view(n, x.shape[1], ch, cw)
+
+    def keeps_uint8(self) -> bool:
+        return not any(self.padding) and not self.pad_if_needed
 
 
 def _pad(x: Tensor, ltrb: tuple[int, int, int, int], mode: str, fill: tuple[float, ...], key: str) -> Tensor:
@@ -495,6 +506,9 @@ class _CenterCrop(_Op):
 
     def output_size(self, hw):
         return self.size
+
+    def keeps_uint8(self) -> bool:
+        return True
 
     def __call__(self, x, g):
         ch, cw = self.size
@@ -978,11 +992,20 @@ class BatchTransform:
             images = images.unsqueeze(0)
         if images.ndim != 4:
             raise ValueError(f"expected images shaped N×C×H×W or C×H×W, got {tuple(images.shape)}")
-        x = as_float_images(images)
-        oh, ow = self.output_size(x.shape[-2:])
-        if x.shape[0] == 0:
-            return x.new_zeros((0, x.shape[1], oh, ow))
-        x = self._pipeline(x, generator)
+        oh, ow = self.output_size(images.shape[-2:])
+        if images.shape[0] == 0:
+            return torch.zeros((0, images.shape[1], oh, ow), device=images.device)
+        ops = self._pipeline.ops
+        lead = 0
+        if images.dtype == torch.uint8:
+            while lead < len(ops) and ops[lead].keeps_uint8():
+                lead += 1
+        x = images
+        for op in ops[:lead]:
+            x = op(x, generator)
+        x = as_float_images(x)
+        for op in ops[lead:]:
+            x = op(x, generator)
         # bicubic resizing can overshoot; clamp out of place so a float input is never modified
         x = x.clamp(0.0, 1.0)
         return x[0] if single else x
