@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [
@@ -218,3 +219,30 @@ def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
                 if "accuracy" in metrics:
                     lrs.add(params["models"]["cifar_net"]["train"]["lr"])
     assert {0.002, 0.005, 0.01} <= lrs
+    # the README's comparison commands
+    table = _run(["dvc", "exp", "show", "--md", "--only-changed"], repo, env)
+    assert "models.cifar_net.train.lr" in table
+    names = _run(["dvc", "exp", "list", "--name-only"], repo, env).split()
+    _run(["dvc", "plots", "diff", *names, "-o", str(repo / "plots-diff")], repo, env)
+    assert "dvclive/cifar_net/plots/metrics" in (repo / "plots-diff" / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_predict_and_lr_find_on_the_trained_models(demo_repo):
+    repo, env, _ = demo_repo
+    images = np.load(repo / "data/prepared/sea/test.images.npy", mmap_mode="r")
+    Image.fromarray(np.ascontiguousarray(images[0].transpose(1, 2, 0))).convert("RGBA").save(repo / "sea.png")
+    (repo / "notes.png").write_text("not an image")
+    result = subprocess.run(
+        ["cnnpipe", "predict", "sea_cnn", "sea.png", "notes.png"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("sea.png: ") and "(prob " in lines[0]
+    assert lines[1].startswith("notes.png: error: ")
+    output = _run(["cnnpipe", "lr-find", "cifar_net", "--num", "12", "--batches", "1"], repo, env)
+    assert "suggested learning rate" in output and (repo / "plots/cifar_net/lr_find.png").is_file()
