@@ -18,12 +18,14 @@ bundle's eval transform and normalization, and writes (each file atomically)::
 The figures directory is replaced as a whole, so figures of an earlier run never linger.
 
 The metrics file holds three strings identifying what was measured, ``model``, ``dataset``
-and ``split``, then numbers only: ``accuracy``, ``loss`` (mean cross-entropy, or binary
-cross-entropy for a single-logit model), ``macro_f1``, ``roc_auc`` (binary models only; null
-when the split holds one class), ``n_test`` (images evaluated) and ``per_class`` (name →
-precision, recall, f1, support). Floats are rounded to 6 decimals. ``split`` is ``test``,
-except for datasets published without a test split (horse_or_human): there the validation
-split is evaluated instead, ``split`` says ``valid``, and a log line says so.
+and ``split`` (plus, for transfer models, ``backbone_weights``: the torchvision weights the
+backbone started from, or ``none (random init)``), then numbers only: ``accuracy``,
+``loss`` (mean cross-entropy, or binary cross-entropy for a single-logit model),
+``macro_f1``, ``roc_auc`` (binary models only; null when the split holds one class),
+``n_test`` (images evaluated) and ``per_class`` (name → precision, recall, f1, support).
+Floats are rounded to 6 decimals. ``split`` is ``test``, except for datasets published
+without a test split (horse_or_human): there the validation split is evaluated instead,
+``split`` says ``valid``, and a log line says so.
 
 Images are processed in split order in fixed-size batches, so the results are reproducible.
 """
@@ -214,6 +216,8 @@ def evaluate_model(
     logits = predict_split(trained, images, batch_size, device, progress=len(labels) > 4 * batch_size)
     probs = probabilities(logits)
     metrics: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split}
+    if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
+        metrics["backbone_weights"] = trained.extra["weights"]
     metrics.update(compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels)))
     predicted, confidence = predicted_classes(probs)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnpipe.errors import DataFormatError
 from cnnpipe.fileio import atomic_file
-from cnnpipe.models.zoo import build_model
+from cnnpipe.models.network import build_network
 
 FORMAT_VERSION = 1
 
@@ -86,7 +86,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
         ) from None
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT_VERSION:
         raise DataFormatError(f"{path}: not a cnnpipe model file of format {FORMAT_VERSION}; retrain it")
-    model = build_model(bundle["arch"], key=f"{bundle['name']}.arch")
+    model = build_network(bundle["arch"], key=f"{bundle['name']}.arch", load_weights=False)
     model.load_state_dict(bundle["state_dict"])
     model.to(device).eval()
     return TrainedModel(

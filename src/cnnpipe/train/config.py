@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnpipe.errors import ParamError
-from cnnpipe.models.zoo import Arch, parse_arch
+from cnnpipe.models.network import AnyArch, parse_any_arch
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
@@ -74,7 +74,7 @@ class TrainConfig:
 
     name: str
     dataset: str
-    arch: Arch
+    arch: AnyArch  # a from-scratch Arch or a TransferArch (backbone)
     arch_params: dict[str, Any]  # as written in params.yaml (stored in model.pt)
     normalize: Any
     augment: list[dict[str, Any]]
@@ -215,7 +215,7 @@ def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
         max_epochs = _int(max_epochs, "run.max_epochs", 1)
 
     train = parse_train(model.get("train"), f"{key}.train")
-    arch = parse_arch(model["arch"], key=f"{key}.arch")  # checks it is a mapping, names bad keys
+    arch = parse_any_arch(model["arch"], key=f"{key}.arch")  # checks it is a mapping, names bad keys
     return TrainConfig(
         name=name,
         dataset=dataset,

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from cnnpipe.errors import ParamError
+from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD
 from cnnpipe.train.augment import BatchTransform, build_transform
 
 
@@ -26,7 +27,8 @@ def resolve_normalization(
     """Turn a ``normalize`` param into explicit per-channel ``{"mean": [...], "std": [...]}``.
 
     ``"stats"`` reads the computed train-split statistics (the default, SPEC), ``"half"`` is the
-    fixed 0.5/0.5 the horses and notebook sources used, ``"none"`` leaves pixels in [0, 1], and
+    fixed 0.5/0.5 the horses and notebook sources used, ``"imagenet"`` the ImageNet statistics
+    torchvision's pretrained weights expect (transfer models), ``"none"`` leaves pixels in [0, 1], and
     a mapping with ``mean`` and ``std`` lists is taken as given.
     """
     if value == "stats":
@@ -35,6 +37,10 @@ def resolve_normalization(
             raise ParamError(f"{key}: 'stats' needs {path}; run `dvc repro` to compute it")
         stats = json.loads(path.read_text())
         mean, std = stats["mean"], stats["std"]
+    elif value == "imagenet":
+        if channels != len(IMAGENET_MEAN):
+            raise ParamError(f"{key}: 'imagenet' statistics are for RGB images, got {channels} channel(s)")
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     elif value == "half":
         mean, std = [0.5] * channels, [0.5] * channels
     elif value in ("none", None):
@@ -43,7 +49,8 @@ def resolve_normalization(
         mean, std = list(value["mean"]), list(value["std"])
     else:
         raise ParamError(
-            f"{key}: expected 'stats', 'half', 'none' or {{mean: [...], std: [...]}}, got {value!r}"
+            f"{key}: expected 'stats', 'half', 'imagenet', 'none' or {{mean: [...], std: [...]}}, "
+            f"got {value!r}"
         )
     if len(mean) != channels or len(std) != channels or any(float(s) <= 0 for s in std):
         raise ParamError(f"{key}: need {channels} means and {channels} positive stds, got {mean} / {std}")

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from cnnpipe.fileio import atomic_write_json
 from cnnpipe.models.trained import save_trained
+from cnnpipe.models.transfer import TransferArch, weights_label
 from cnnpipe.train import device as devices
 from cnnpipe.train.batches import (
     Split,
@@ -45,6 +46,7 @@ from cnnpipe.train.optim import (
     current_lr,
     l2_penalty,
     predictions,
+    split_aux,
 )
 from cnnpipe.train.preview import save_augmentation_preview
 from cnnpipe.train.runtime import Runtime, build_runtime
@@ -77,9 +79,12 @@ def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") 
             iterate_batches(data.train, batches, data.train_pipeline, device, generator)
         ):
             with devices.autocast(device):
-                logits = model(inputs)
+                logits, aux_logits = split_aux(model(inputs))
                 loss = rt.loss_fn(logits, labels)
+                aux_loss = None if aux_logits is None else rt.loss_fn(aux_logits, labels)
             objective = loss.float()
+            if aux_loss is not None:  # logged losses stay the main head's, comparable with validation
+                objective = objective + rt.aux_weight * aux_loss.float()
             penalty = l2_penalty(model, config.train.l2)
             if penalty is not None:
                 objective = objective + penalty
@@ -186,6 +191,8 @@ def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
         "seed": config.train.seed,
         "device": rt.device.type,
     }
+    if isinstance(config.arch, TransferArch):
+        extra["weights"] = weights_label(config.arch)
     atomic_write_json(paths.history_file, history)
     save_trained(
         paths.model_file,

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from cnnpipe.fileio import atomic_file
 from cnnpipe.train import device as devices
 from cnnpipe.train.batches import augment_generator, batch_indices, epoch_permutation, iterate_batches
-from cnnpipe.train.optim import LossFn, l2_penalty
+from cnnpipe.train.optim import LossFn, l2_penalty, split_aux
 from cnnpipe.train.runtime import build_runtime
 
 DIVERGE_FACTOR = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
@@ -104,7 +104,7 @@ def lr_range_test(
                     break
                 inputs, labels = batch
                 with devices.autocast(device):
-                    loss = loss_fn(model(inputs), labels)
+                    loss = loss_fn(split_aux(model(inputs))[0], labels)  # Inception's aux head aside
                 objective = loss.float()
                 penalty = l2_penalty(model, l2)
                 if penalty is not None:

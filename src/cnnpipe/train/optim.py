@@ -112,6 +112,17 @@ def build_loss(name: str) -> LossFn:
     raise ValueError(f"unknown loss {name!r}")
 
 
+def split_aux(output: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, Tensor | None]:
+    """Main logits and auxiliary logits from a forward pass.
+
+    Inception-V3 with ``aux_logits`` returns ``InceptionOutputs(logits, aux_logits)`` in
+    training mode; every other model (and Inception in eval mode) returns plain logits.
+    """
+    if isinstance(output, Tensor):
+        return output, None
+    return output[0], output[1]
+
+
 def predictions(logits: Tensor, loss: str) -> Tensor:
     """Predicted class index per row: ``logit > 0`` for bce, otherwise the arg-max."""
     if loss == "bce":

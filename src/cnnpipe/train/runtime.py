@@ -19,7 +19,8 @@ from torch import nn
 
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.errors import DataFormatError, ParamError
-from cnnpipe.models.zoo import build_model
+from cnnpipe.models.network import build_network
+from cnnpipe.models.transfer import TransferArch
 from cnnpipe.train import device as devices
 from cnnpipe.train.batches import Split, open_split
 from cnnpipe.train.config import TrainConfig, parse_config
@@ -91,6 +92,12 @@ class Runtime:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
+
+    @property
+    def aux_weight(self) -> float:
+        """Weight of Inception-V3's auxiliary loss (``arch.aux_weight``); 0 for other models."""
+        arch = self.config.arch
+        return arch.aux_weight if isinstance(arch, TransferArch) and arch.aux_logits else 0.0
 
 
 def _check_size(pipeline: InputPipeline, hw: list[int], expected: tuple[int, int], key: str, arch_key: str):
@@ -182,7 +189,7 @@ def build_runtime(
     device = devices.select_device(config.device)
     devices.configure(device)
     devices.seed_everything(config.train.seed)
-    model = build_model(config.arch, key=f"{config.key}.arch").to(device)
+    model = build_network(config.arch, key=f"{config.key}.arch").to(device)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
