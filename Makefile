@@ -19,6 +19,13 @@ SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
                  -S datasets.sea.path=$(abspath $(SAMPLE_MIRROR))/sea/sea_creatures.zip \
                  -S run.max_epochs=$(DEMO_EPOCHS) \
                  -S models.smile_cnn.train.batch_size=16
+# Transfer models: no pretrained weights can be downloaded offline, so the demo trains them from
+# a randomly initialised backbone (metrics/<model>.json says `backbone_weights: none (random init)`)
+# for 2 epochs. That shows the wiring (SPEC input sizes, freezing, Inception's auxiliary loss, the
+# same metrics and plots), not what transfer learning achieves; they have no floors.
+DEMO_TRANSFER := inception_horses inception_rps squeezenet_horses squeezenet_rps \
+                 resnet18_horses resnet18_rps resnet18_sea
+SAMPLE_PARAMS += $(foreach m,$(DEMO_TRANSFER),-S models.$(m).arch.weights=none -S models.$(m).train.epochs=2)
 SAMPLE_FLOORS := metrics/floors.sample.yaml
 
 .PHONY: help install demo test lint bench-prepare clean-demo

@@ -7,12 +7,14 @@ runs are reproducible, a SIGKILLed train stage resumes, `dvc exp run -S` reruns 
 and a queued grid completes.
 """
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,13 @@ DATASETS = [
     "cifar2",
     "celeba_smile",
 ]
+TRANSFER_MODELS = [
+    "inception_horses", "inception_rps", "squeezenet_horses", "squeezenet_rps",
+    "resnet18_horses", "resnet18_rps", "resnet18_sea",
+]  # fmt: skip
 MODELS = [
     "fashion_cnn", "mnist_cnn", "smile_cnn", "horses_cnn", "horses_cnn_aug",
-    "cifar2_fc", "cifar2_fc_deep", "cifar_net", "sea_cnn",
+    "cifar2_fc", "cifar2_fc_deep", "cifar_net", "sea_cnn", *TRANSFER_MODELS,
 ]  # fmt: skip
 
 
@@ -134,6 +140,8 @@ def test_every_model_is_trained_and_evaluated(demo_repo):
         figures = repo / "plots" / model / "figures"
         assert (figures / "confusion_matrix.png").is_file() and (figures / "learning_curves.png").is_file()
         assert (repo / "plots" / model / "augmentation.png").is_file()
+    for model in TRANSFER_MODELS:  # offline, the demo's backbones start from random weights and say so
+        assert files[f"metrics/{model}.json"]["data"]["backbone_weights"] == "none (random init)"
     assert "| smile_cnn | accuracy |" in output  # the floors table printed by check-metrics
 
 
@@ -246,3 +254,51 @@ def test_predict_and_lr_find_on_the_trained_models(demo_repo):
     assert lines[1].startswith("notes.png: error: ")
     output = _run(["cnnpipe", "lr-find", "cifar_net", "--num", "12", "--batches", "1"], repo, env)
     assert "suggested learning rate" in output and (repo / "plots/cifar_net/lr_find.png").is_file()
+
+
+def _user_imagefolder_zip(path: Path) -> tuple[list[str], int, str]:
+    """A user's 5-class ImageFolder zip: mixed sizes and modes (RGB, L, RGBA, P), one corrupt JPEG.
+
+    No val/ folder (a stratified share of train becomes validation). Returns the class names,
+    the number of test images and the corrupt member's path inside the zip.
+    """
+    classes = ["anemone", "clam", "eel", "ray", "shark"]
+    rng = np.random.default_rng(7)
+    n_test = 0
+    with zipfile.ZipFile(path, "w") as zf:
+        for split, per_class in (("train", 8), ("test", 3)):
+            for c, name in enumerate(classes):
+                for i in range(per_class):
+                    width, height = (int(v) for v in rng.integers(40, 140, size=2))
+                    pixels = rng.integers(0, 80, size=(height, width, 3), dtype=np.uint8)
+                    pixels[..., c % 3] += np.uint8(30 * (c + 1))  # a colour per class
+                    mode = ("RGB", "L", "RGBA", "P")[i % 4]
+                    fmt = "JPEG" if mode in ("RGB", "L") else "PNG"
+                    buffer = io.BytesIO()
+                    Image.fromarray(pixels).convert(mode).save(buffer, format=fmt)
+                    zf.writestr(f"my_images/{split}/{name}/{name}_{i:02d}.{fmt.lower()}", buffer.getvalue())
+                    n_test += split == "test"
+        corrupt = "my_images/train/eel/broken.jpeg"
+        zf.writestr(corrupt, b"\xff\xd8\xff\xe0 truncated")
+    return classes, n_test, corrupt
+
+
+@pytest.mark.slow
+def test_a_users_imagefolder_zip_trains_by_changing_params_only(demo_repo, tmp_path):
+    """README "Train on your own images": point datasets.sea.path at a zip, run the sea models."""
+    repo, env, _ = demo_repo
+    zip_path = tmp_path / "my_images.zip"
+    classes, n_test, corrupt = _user_imagefolder_zip(zip_path)
+    command = ["dvc", "exp", "run", "-S", f"datasets.sea.path={zip_path}"]
+    output = _run([*command, "evaluate@sea_cnn", "evaluate@resnet18_sea"], repo, env)
+    assert "skipped 1 unreadable image" in output
+    prepared = repo / "data/prepared/sea"
+    assert json.loads((prepared / "classes.json").read_text())["classes"] == classes
+    skipped = json.loads((prepared / "skipped.json").read_text())
+    assert len(skipped) == 1 and skipped[0]["path"].endswith(corrupt.removeprefix("my_images/"))
+    for model in ("sea_cnn", "resnet18_sea"):
+        metrics = _metrics(repo, model)
+        assert metrics["n_test"] == n_test and set(metrics["per_class"]) == set(classes)
+    diff = ["git", "diff", "HEAD", "--", "dvc.yaml"]
+    committed = subprocess.run(diff, cwd=repo, capture_output=True, text=True, check=True)
+    assert committed.stdout == ""  # params only: the pipeline definition is untouched
