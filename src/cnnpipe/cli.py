@@ -2,6 +2,7 @@
 
 cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
 cnnpipe info [--prepared data/prepared] [--stats data/stats]
+cnnpipe check-metrics [--floors FILE] [--baseline REV] [--tolerance [METRIC=]DELTA ...]
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 from pathlib import Path
 
 from cnnpipe import stage
-from cnnpipe.errors import CnnpipeError
+from cnnpipe.errors import CnnpipeError, ParamError
+from cnnpipe.gate import DEFAULT_TOLERANCE
 
 DEFAULT_MIRROR = Path("data/sample_mirror")
 
@@ -67,14 +69,44 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_check_metrics(args: argparse.Namespace) -> None:
-    from cnnpipe.gate import check_floors, floors_table, load_floors
+    from cnnpipe import gate
 
-    checks = check_floors(load_floors(args.floors), args.metrics_dir)
-    print(floors_table(checks))
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        names = ", ".join(f"{c.model}.{c.metric}" for c in failed)
-        raise CnnpipeError(f"{len(failed)} metric(s) below their floor in {args.floors}: {names}")
+    if args.floors is None and args.baseline is None:
+        raise ParamError("check-metrics needs --floors FILE, --baseline REV or both")
+    problems = []
+    if args.floors is not None:
+        checks = gate.check_floors(gate.load_floors(args.floors), args.metrics_dir)
+        print(gate.floors_table(checks))
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            names = ", ".join(f"{c.model}.{c.metric}" for c in failed)
+            problems.append(f"{len(failed)} metric(s) below their floor in {args.floors}: {names}")
+    if args.baseline is not None:
+        tolerances = gate.parse_tolerances(args.tolerance)
+        checks = gate.check_baseline(gate.dvc_metrics_diff(args.baseline), args.metrics_dir, tolerances)
+        if not checks:
+            raise CnnpipeError(
+                f"no {args.metrics_dir}/<model>.json metrics in the workspace or at {args.baseline}: "
+                "nothing to compare (run the pipeline first, or pass --metrics-dir)"
+            )
+        if args.floors is not None:
+            print()
+        print(gate.baseline_table(checks, args.baseline))
+        new = sorted({c.model for c in checks if c.verdict == "new"})
+        if new and len(new) == len({c.model for c in checks}):
+            print(
+                f"\n**No baseline metrics at {args.baseline}**: no {args.metrics_dir}/<model>.json is "
+                "committed there, so nothing was compared with it"
+                + (f" (only the floors in {args.floors} were checked)." if args.floors else ".")
+            )
+        elif new:
+            print(f"\nNo baseline metrics at {args.baseline} for: {', '.join(new)} (not compared).")
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            names = ", ".join(f"{c.model}.{c.metric} ({c.verdict})" for c in failed)
+            problems.append(f"{len(failed)} metric(s) regressed against {args.baseline}: {names}")
+    if problems:
+        raise CnnpipeError("; ".join(problems))
 
 
 def _model_file(model: str) -> Path:
@@ -158,8 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--plot", type=Path, help="PNG to write (default plots/<model>/lr_find.png)")
     lr.set_defaults(func=_cmd_lr_find)
 
-    gate = sub.add_parser("check-metrics", help="fail when test metrics fall below committed floors")
-    gate.add_argument("--floors", required=True, type=Path, help="YAML: model: {metric: minimum}")
+    gate = sub.add_parser(
+        "check-metrics",
+        help="fail when test metrics fall below committed floors or regress against a baseline revision",
+    )
+    gate.add_argument("--floors", type=Path, help="YAML: model: {metric: minimum}")
+    gate.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="git revision to compare with through `dvc metrics diff REV` (e.g. origin/main)",
+    )
+    gate.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="[METRIC=]DELTA",
+        help="allowed absolute worsening against the baseline: DELTA for every metric or "
+        f"METRIC=DELTA for one (repeatable; default {DEFAULT_TOLERANCE})",
+    )
     gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)
     gate.set_defaults(func=_cmd_check_metrics)
     return parser
