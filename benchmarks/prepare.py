@@ -3,9 +3,10 @@
 Both sides start from the same 50,000-image ``cifar-10-python.tar.gz`` (written by the sample
 generator in the exact upstream format) and end with all training images in memory or on disk:
 
-* cnnpipe: ``prepare_dataset("cifar10", ...)`` — reads the pickled batches straight from the
-  tar.gz and writes uint8 N×3×32×32 ``.npy`` arrays for train, valid *and* test (more work
-  than the baseline, which builds the training tensor only);
+* cnnpipe: ``prepare_dataset("cifar10", ...)`` with params.yaml's ``datasets.cifar10``, as
+  the prepare stage runs it — reads the pickled batches straight from the tar.gz and writes
+  uint8 N×3×32×32 ``.npy`` arrays for train, valid *and* test (more work than the baseline,
+  which builds the training tensor only);
 * baseline: extract the archive (what ``CIFAR10(download=True)`` does), build
   ``torchvision.datasets.CIFAR10(transform=ToTensor())`` and ``torch.stack`` every image.
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torchvision import datasets, transforms
 
+from cnnpipe import params
 from cnnpipe.data.archives import safe_extract
 from cnnpipe.data.prepare import prepare_dataset
 from cnnpipe.data.sample import write_sample_mirror
@@ -39,10 +41,14 @@ class _CIFAR10(datasets.CIFAR10):
         return True
 
 
+# The stage's own parameters, so the prepared layout (valid split included) is the pipeline's.
+CIFAR_PARAMS = params.get(params.load_params(Path(__file__).parents[1] / "params.yaml"), "datasets.cifar10")
+
+
 def cnnpipe_prepare(raw: Path, out: Path) -> int:
-    """Build the prepared arrays with cnnpipe; return the number of training images."""
-    prepare_dataset("cifar10", raw, out, {"valid_first": 0}, log=lambda _: None)
-    return len(np.load(out / "train.images.npy", mmap_mode="r"))
+    """Build the prepared arrays as the prepare stage does; return the number of training images."""
+    prepare_dataset("cifar10", raw, out, CIFAR_PARAMS, log=lambda _: None)
+    return sum(len(np.load(out / f"{split}.images.npy", mmap_mode="r")) for split in ("train", "valid"))
 
 
 def torchvision_recipe(archive: Path, root: Path) -> int:
