@@ -71,17 +71,17 @@ class _NpyAppender:
         rows = np.ascontiguousarray(rows, dtype=self._dtype)
         if rows.shape[1:] != self._row_shape:
             raise ValueError(f"rows of shape {rows.shape[1:]} appended to rows of shape {self._row_shape}")
-        self._file.write(memoryview(rows).cast("B"))
+        if rows.size:  # memoryview refuses to flatten an empty array
+            self._file.write(memoryview(rows).cast("B"))
         self.count += len(rows)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Close the file, first writing the final header unless the output is being abandoned."""
         if self._file.closed:
             return
         try:
-            end = self._file.tell()
-            if self._write_header() != self._header_size:
+            if complete and self._write_header() != self._header_size:
                 raise RuntimeError(f"{self._file.name}: the .npy header changed size while appending")
-            self._file.seek(end)
         finally:
             self._file.close()
 
@@ -105,12 +105,12 @@ class SplitAppender:
         self._images.append(images)
         self._labels.append(labels)
 
-    def close(self) -> None:
-        """Write the final headers and close both files."""
+    def close(self, complete: bool = True) -> None:
+        """Write the final headers (unless ``complete`` is false) and close both files."""
         try:
-            self._images.close()
+            self._images.close(complete)
         finally:
-            self._labels.close()
+            self._labels.close(complete)
 
 
 class PreparedWriter:
@@ -141,10 +141,11 @@ class PreparedWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            self._close_appenders()
+            self._close_appenders(complete=exc_type is None)
             if exc_type is None:
                 self._finish()
         except BaseException as error:  # the temporary directory goes, the error stays
+            self._close_appenders(complete=False)
             self._ctx.__exit__(type(error), error, error.__traceback__)
             raise
         return bool(self._ctx.__exit__(exc_type, exc, tb))
@@ -208,10 +209,10 @@ class PreparedWriter:
         """Write an extra JSON report (e.g. skipped.json) into the dataset directory."""
         (self.tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
 
-    def _close_appenders(self) -> None:
+    def _close_appenders(self, complete: bool) -> None:
         while self._appenders:
             split, (appender, image_shape) = self._appenders.popitem()
-            appender.close()
+            appender.close(complete)
             self._note_split(split, appender.count, image_shape)
 
     def _check_split(self, split: str) -> None:
