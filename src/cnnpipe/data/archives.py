@@ -151,9 +151,12 @@ def _corrupt_tar(path: str | Path, exc: BaseException) -> ArchiveError:
 
 
 class _ForwardReader:
-    """The decompressed tar stream as ``tarfile.TarFile`` wants it: ``read``, ``tell`` and a
-    ``seek`` that only ever moves forward (skipping data), so TarFile reads headers straight
-    from the stream and member data can be read without its extra buffering."""
+    """Forward-only access to a decompressed tar stream, as ``tarfile.TarFile`` uses it.
+
+    ``seek`` only moves forward (by skipping data): TarFile reads its headers straight from
+    the stream, and member data is read through :class:`TarMemberReader` without TarFile's
+    stream-mode buffering, which copies every block several times.
+    """
 
     def __init__(self, raw: BinaryIO, archive: str | Path):
         self.raw, self.archive, self.pos = raw, archive, 0
