@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from cnnpipe.data.archives import check_member_name, iter_tar_files, open_zip, safe_extract
+from cnnpipe.data.archives import check_member_name, iter_tar_files, iter_tar_members, open_zip, safe_extract
 from cnnpipe.errors import ArchiveError
 
 
@@ -146,3 +146,23 @@ def test_safe_extract_writes_every_member(tmp_path):
     tar = _tar(tmp_path / "b.tar.gz", [_file("x/y.bin", b"abc")])
     assert list(iter_tar_files(tar)) == [("x/y.bin", b"abc")]
     assert (safe_extract(tar, tmp_path / "out2") / "x/y.bin").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_tar_members_stream_from_any_compression(tmp_path, mode):
+    members = [_file("a/big.bin", bytes(range(256)) * 300), _file("a/empty"), _file("a/small", b"xyz")]
+    tar = _tar(tmp_path / "t.tar", members, mode)
+    assert list(iter_tar_files(tar)) == [(info.name, data) for info, data in members]
+
+
+def test_tar_member_readers_skip_what_is_left_unread_and_refuse_a_short_member(tmp_path):
+    tar = _tar(tmp_path / "t.tar", [_file("a", b"0123456789" * 100), _file("b", b"line\nrest")], "w")
+    seen = []
+    for member in iter_tar_members(tar):
+        seen.append((member.name, member.read(3), member.peek(2)[:2], member.readline()))
+    assert seen == [("a", b"012", b"34", b"3456789" + b"0123456789" * 99), ("b", b"lin", b"e\n", b"e\n")]
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(tar.read_bytes()[:700])  # in the middle of a's data
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(cut))
+    assert "unexpected end of data in a" in _one_line(exc)

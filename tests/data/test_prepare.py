@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import pickle
 import shutil
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import ClassVar
@@ -20,7 +22,7 @@ from torchvision.transforms import Compose, PILToTensor, Resize
 from cnnpipe.data.archives import safe_extract
 from cnnpipe.data.arrays import SPLITS, load_meta, load_split
 from cnnpipe.data.prepare import prepare_dataset, prepare_imagefolder, stratified_split
-from cnnpipe.data.sample import write_celeba_torchvision_extras
+from cnnpipe.data.sample import _py2_pickle, write_celeba_torchvision_extras
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 
 IMAGEFOLDER_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.25, "split_seed": 3}
@@ -118,6 +120,66 @@ def test_cifar10_equals_torchvision(mirror, tmp_path):
     np.testing.assert_array_equal(splits["test"][1], tv_test.targets)
     meta = load_meta(out)
     assert meta["classes"] == tv_train.classes and meta["image_shape"] == [3, 32, 32]
+
+
+def _cifar_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("py2", [True, False])
+def test_cifar10_batches_in_any_order_and_size(tmp_path, py2):
+    """The real archive does not store data_batch_1 … 5 in order; batch sizes may differ."""
+    rng = np.random.default_rng(7)
+    dump = _py2_pickle if py2 else lambda obj: pickle.dumps(obj, protocol=2)
+    sizes = {"data_batch_1": 7, "data_batch_2": 3, "data_batch_3": 0, "data_batch_4": 11, "data_batch_5": 5}
+    batches = {
+        name: {
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n).tolist(),
+        }
+        for name, n in {**sizes, "test_batch": 4}.items()
+    }
+    order = ["data_batch_4", "test_batch", "data_batch_3", "batches.meta", "data_batch_2", "data_batch_5"]
+    classes = [f"class {i}" for i in range(10)]
+    members = [(n, dump(batches[n]) if n in batches else dump({"label_names": classes})) for n in order]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _cifar_archive(
+        raw / "cifar-10-python.tar.gz", [*members, ("data_batch_1", dump(batches["data_batch_1"]))]
+    )
+    out = tmp_path / "out"
+    prepare_dataset("cifar10", raw, out, {"valid_first": 9}, log=_quiet)  # 7 + 2 of data_batch_2
+    images = np.concatenate([batches[f"data_batch_{i}"]["data"] for i in range(1, 6)]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)])
+    splits = _splits(out)
+    np.testing.assert_array_equal(splits["valid"][0], images[:9])
+    np.testing.assert_array_equal(splits["valid"][1], labels[:9])
+    np.testing.assert_array_equal(splits["train"][0], images[9:])
+    np.testing.assert_array_equal(splits["train"][1], labels[9:])
+    np.testing.assert_array_equal(splits["test"][0].reshape(4, -1), batches["test_batch"]["data"])
+    assert splits["train"][1].dtype == np.int64 and splits["test"][1].shape == (4,)
+    assert load_meta(out)["splits"] == {"train": 17, "valid": 9, "test": 4}
+    assert load_meta(out)["classes"] == classes
+
+
+def test_cifar10_duplicate_batch_or_too_large_valid_first_leaves_nothing(mirror, tmp_path):
+    raw = _copy_raw(mirror, "cifar10", tmp_path / "raw")
+    out = tmp_path / "prepared" / "cifar10"
+    with pytest.raises(ParamError) as exc:
+        prepare_dataset("cifar10", raw, out, {"valid_first": 100}, log=_quiet)
+    assert "has only 100 images" in _assert_clean_failure(exc, out)
+    archive = raw / "cifar-10-python.tar.gz"
+    with tarfile.open(archive) as tf:
+        members = [(Path(m.name).name, tf.extractfile(m).read()) for m in tf if m.isfile()]
+    _cifar_archive(archive, [*members, members[1]])
+    with pytest.raises(DataFormatError) as exc:
+        prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+    assert f"{members[1][0]}: found twice" in _assert_clean_failure(exc, out)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,11 @@ are wanted, and extracts into a temporary directory renamed into place when comp
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
+import io
+import lzma
 import posixpath
 import stat
 import tarfile
@@ -21,6 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from cnnpipe.errors import ArchiveError
 from cnnpipe.fileio import atomic_dir
@@ -117,7 +121,7 @@ def _gzip_stream(path: str | Path):
     """A decompressing reader for a gzip file: ISA-L in a background thread when available.
 
     Inflating the archive is most of the cost of reading CIFAR-10; ISA-L inflates faster
-    than zlib and its threaded reader overlaps that with unpickling.
+    than zlib, and its threaded reader inflates while the caller parses what came before.
     """
     try:
         from isal import igzip_threaded
@@ -126,39 +130,142 @@ def _gzip_stream(path: str | Path):
     return igzip_threaded.open(path, "rb", threads=1)
 
 
-def _is_gzip(path: str | Path) -> bool:
+# Leading bytes of the compressed formats tarfile's "r|*" mode recognises.
+_COMPRESSED = ((b"\x1f\x8b", _gzip_stream), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+
+
+def _open_decompressed(path: str | Path) -> BinaryIO:
     with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
+        head = f.read(6)
+    for magic, opener in _COMPRESSED:
+        if head.startswith(magic):
+            return opener(path)
+    return open(path, "rb")
+
+
+def _corrupt_tar(path: str | Path, exc: BaseException) -> ArchiveError:
+    return ArchiveError(
+        f"{path}: not a readable tar archive ({_reason(exc)}); the file is "
+        "truncated or corrupt — delete it and download it again"
+    )
+
+
+class _ForwardReader:
+    """Forward-only access to a decompressed tar stream, as ``tarfile.TarFile`` uses it.
+
+    ``seek`` only moves forward (by skipping data): TarFile reads its headers straight from
+    the stream, and member data is read through :class:`TarMemberReader` without TarFile's
+    stream-mode buffering, which copies every block several times.
+    """
+
+    def __init__(self, raw: BinaryIO, archive: str | Path):
+        self.raw, self.archive, self.pos = raw, archive, 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.raw.read(size)
+        except _CORRUPT as exc:
+            raise _corrupt_tar(self.archive, exc) from None
+        self.pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET or pos < self.pos:  # TarFile only moves forward through a stream
+            raise io.UnsupportedOperation(f"cannot seek back to {pos} in a streamed archive")
+        while self.pos < pos and self.read(min(pos - self.pos, 1 << 20)):
+            pass
+        return self.pos
+
+
+class TarMemberReader:
+    """One member's bytes, read straight from the archive stream; valid until the next member.
+
+    Offers what ``pickle.Unpickler`` uses (``read``, ``readinto``, ``readline``, ``peek``)
+    and never reads past the member's end; data missing at the end of the stream, or a
+    corrupt stream, raise :class:`~cnnpipe.errors.ArchiveError`.
+    """
+
+    def __init__(self, stream: _ForwardReader, member: tarfile.TarInfo):
+        self._stream, self.name, self.size, self._left = stream, member.name, member.size, member.size
+
+    def _consumed(self, count: int, wanted: int) -> None:
+        self._stream.pos += count
+        self._left -= count
+        if count < wanted:
+            raise _corrupt_tar(self._stream.archive, EOFError(f"unexpected end of data in {self.name}"))
+
+    def _call(self, method: str, *args):
+        try:
+            return getattr(self._stream.raw, method)(*args)
+        except _CORRUPT as exc:
+            raise _corrupt_tar(self._stream.archive, exc) from None
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left of the member when negative)."""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._call("read", size) if size else b""
+        self._consumed(len(data), size)
+        return data
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` from the member (less only where the member ends); return the count."""
+        view = memoryview(buffer).cast("B")[: self._left]
+        count = 0
+        while count < len(view):
+            got = self._call("readinto", view[count:])
+            if not got:
+                break
+            count += got
+        self._consumed(count, len(view))
+        return count
+
+    def readline(self) -> bytes:
+        """One line, as ``io.BufferedReader.readline`` reads it, within the member."""
+        if not self._left:
+            return b""
+        data = self._call("readline", self._left)
+        self._consumed(len(data), 1)
+        return data
+
+    def peek(self, size: int = 0) -> bytes:
+        """Bytes ahead without consuming them (at most to the member's end)."""
+        return self._call("peek", size)[: self._left] if self._left else b""
+
+
+def iter_tar_members(path: str | Path) -> Iterator[TarMemberReader]:
+    """Yield a :class:`TarMemberReader` for each regular file of a (compressed) tar archive.
+
+    The archive is streamed once, never extracted: member names and links are checked as
+    they come, whatever a reader leaves unread is skipped, and the whole stream is read
+    to its end (which verifies a gzip CRC). Truncation or corruption raise ArchiveError.
+    """
+    try:
+        with _open_decompressed(path) as raw:
+            stream = _ForwardReader(raw, path)
+            for member in tarfile.TarFile(fileobj=stream, mode="r"):
+                _check_tar_member(member, path)
+                if member.issparse():
+                    raise ArchiveError(f"{path}: member {member.name!r} is a sparse file; not supported")
+                if member.isfile():
+                    yield TarMemberReader(stream, member)
+            while stream.read(1 << 20):
+                pass
+    except ArchiveError:
+        raise
+    except _CORRUPT as exc:
+        raise _corrupt_tar(path, exc) from None
 
 
 def iter_tar_files(path: str | Path) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member name, bytes)`` for each regular file of a (compressed) tar archive.
 
-    The archive is streamed once; names are checked as they come and truncation
-    surfaces as ArchiveError.
+    See :func:`iter_tar_members`: the archive is streamed once and checked as it is read.
     """
-    try:
-        with contextlib.ExitStack() as stack:
-            stream = None
-            if _is_gzip(path):
-                stream = stack.enter_context(_gzip_stream(path))
-                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
-            else:
-                tf = stack.enter_context(tarfile.open(path, mode="r|*"))
-            for member in tf:
-                _check_tar_member(member, path)
-                if member.isfile():
-                    yield member.name, tf.extractfile(member).read()
-            if stream is not None:  # read to the end so the gzip CRC is verified
-                while stream.read(1 << 20):
-                    pass
-    except ArchiveError:
-        raise
-    except _CORRUPT as exc:
-        raise ArchiveError(
-            f"{path}: not a readable tar archive ({_reason(exc)}); the file is "
-            "truncated or corrupt — delete it and download it again"
-        ) from None
+    for member in iter_tar_members(path):
+        yield member.name, member.read()
 
 
 def safe_extract(archive: str | Path, dest: str | Path) -> Path:

@@ -45,6 +45,74 @@ class SplitArrays:
     labels: np.ndarray  # int64 N or N×K
 
 
+class _NpyAppender:
+    """A ``.npy`` file written row block by row block, its length settled when it is closed.
+
+    numpy pads a header so that the first dimension can grow to 21 digits without the
+    header changing size, so the final header overwrites the provisional one in place.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]):
+        self._dtype, self._row_shape, self.count = np.dtype(dtype), tuple(row_shape), 0
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._header_size = self._write_header()
+
+    def _write_header(self) -> int:
+        self._file.seek(0)
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self._dtype),
+            "fortran_order": False,
+            "shape": (self.count, *self._row_shape),
+        }
+        np.lib.format.write_array_header_1_0(self._file, header)
+        return self._file.tell()
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self._dtype)
+        if rows.shape[1:] != self._row_shape:
+            raise ValueError(f"rows of shape {rows.shape[1:]} appended to rows of shape {self._row_shape}")
+        if rows.size:  # memoryview refuses to flatten an empty array
+            self._file.write(memoryview(rows).cast("B"))
+        self.count += len(rows)
+
+    def close(self, complete: bool = True) -> None:
+        """Close the file, first writing the final header unless the output is being abandoned."""
+        if self._file.closed:
+            return
+        try:
+            if complete and self._write_header() != self._header_size:
+                raise RuntimeError(f"{self._file.name}: the .npy header changed size while appending")
+        finally:
+            self._file.close()
+
+
+class SplitAppender:
+    """One split written incrementally: see :meth:`PreparedWriter.append_split`."""
+
+    def __init__(self, root: Path, split: str, image_shape: tuple[int, ...], label_shape: tuple[int, ...]):
+        self._images = _NpyAppender(images_path(root, split), np.uint8, image_shape)
+        self._labels = _NpyAppender(labels_path(root, split), np.int64, label_shape)
+
+    @property
+    def count(self) -> int:
+        """Images appended so far."""
+        return self._images.count
+
+    def append(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Append images (uint8 N×C×H×W) and their labels (int64 N or N×K)."""
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self._images.append(images)
+        self._labels.append(labels)
+
+    def close(self, complete: bool = True) -> None:
+        """Write the final headers (unless ``complete`` is false) and close both files."""
+        try:
+            self._images.close(complete)
+        finally:
+            self._labels.close(complete)
+
+
 class PreparedWriter:
     """Write a prepared dataset into a temporary directory that replaces ``out_dir`` on success.
 
@@ -65,15 +133,34 @@ class PreparedWriter:
         self._meta: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
         self._shape: list[int] | None = None
+        self._appenders: dict[str, tuple[SplitAppender, tuple[int, ...]]] = {}
 
     def __enter__(self) -> PreparedWriter:
         self.tmp = self._ctx.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self._finish()
+        try:
+            self._close_appenders(complete=exc_type is None)
+            if exc_type is None:
+                self._finish()
+        except BaseException as error:  # the temporary directory goes, the error stays
+            self._close_appenders(complete=False)
+            self._ctx.__exit__(type(error), error, error.__traceback__)
+            raise
         return bool(self._ctx.__exit__(exc_type, exc, tb))
+
+    def append_split(
+        self, split: str, image_shape: tuple[int, int, int], label_shape: tuple[int, ...] = ()
+    ) -> SplitAppender:
+        """Start ``split`` for images appended block by block while its size is not yet known.
+
+        The files are complete (headers written) when the writer closes.
+        """
+        self._check_split(split)
+        appender = SplitAppender(self.tmp, split, image_shape, label_shape)
+        self._appenders[split] = (appender, tuple(image_shape))
+        return appender
 
     def new_split(
         self, split: str, n: int, image_shape: tuple[int, int, int], label_shape: tuple[int, ...] = ()
@@ -121,6 +208,12 @@ class PreparedWriter:
     def write_json(self, name: str, obj: Any) -> None:
         """Write an extra JSON report (e.g. skipped.json) into the dataset directory."""
         (self.tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
+
+    def _close_appenders(self, complete: bool) -> None:
+        while self._appenders:
+            split, (appender, image_shape) = self._appenders.popitem()
+            appender.close(complete)
+            self._note_split(split, appender.count, image_shape)
 
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:

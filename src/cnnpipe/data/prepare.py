@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cnnpipe.data.archives import open_zip
-from cnnpipe.data.arrays import PreparedWriter
+from cnnpipe.data.arrays import PreparedWriter, SplitAppender
 from cnnpipe.data.readers import (
     IMAGE_ERRORS,
     decode_image,
@@ -40,8 +40,8 @@ from cnnpipe.data.readers import (
     list_top_folders,
     read_celeba_attributes,
     read_celeba_partition,
-    read_cifar10,
     read_idx,
+    stream_cifar10,
 )
 from cnnpipe.data.sources import get_source
 from cnnpipe.errors import DataFormatError, ParamError
@@ -235,12 +235,13 @@ def _seed(value: Any, key: str) -> int:
     raise _param_error(key, value, "a non-negative integer")
 
 
-def _valid_first(name: str, params: Mapping[str, Any], n_train: int, train_file: str) -> int:
+def _valid_first(name: str, params: Mapping[str, Any], n_train: int | None, train_file: str) -> int:
+    """``datasets.<name>.valid_first``, checked against ``n_train`` unless that is not known yet."""
     key = f"datasets.{name}.valid_first"
     value = params.get("valid_first")
     if not _is_int(value) or value < 0:
         raise _param_error(key, value, "the number of leading training images used for validation")
-    if value >= n_train:
+    if n_train is not None and value >= n_train:
         raise ParamError(
             f"{key}={value} but the training file {train_file} has only {n_train} images; "
             f"set it below {n_train}"
@@ -306,13 +307,46 @@ def _prepare_idx(name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, A
 
 
 def _prepare_cifar(name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log) -> None:
-    splits, classes = read_cifar10(_require(raw_dir / CIFAR_FILE))
-    train, test = splits["train"], splits["test"]
-    n_valid = _valid_first(name, params, len(train[0]), CIFAR_FILE)
+    archive = _require(raw_dir / CIFAR_FILE)
+    n_valid = _valid_first(name, params, None, CIFAR_FILE)
     with PreparedWriter(out_dir) as writer:
-        _write_leading_valid(writer, train, test, n_valid)
+        # Batches are written as the archive is read; the first n_valid images go to valid.
+        valid, train, test = (writer.append_split(s, (3, 32, 32)) for s in ("valid", "train", "test"))
+        route = {"train": _InOrder(_LeadingRows(n_valid, valid, train)), "test": _InOrder(test.append)}
+        classes = stream_cifar10(
+            archive, lambda split, i, images, labels: route[split].add(i, images, labels)
+        )
+        n_train = valid.count + train.count
+        _valid_first(name, params, n_train, CIFAR_FILE)
         writer.set_classes(classes, dataset=name, source=[CIFAR_FILE], valid_first=n_valid)
-    _log_counts(log, name, out_dir, len(train[0]) - n_valid, n_valid, len(test[0]))
+    _log_counts(log, name, out_dir, n_train - n_valid, n_valid, test.count)
+
+
+class _InOrder:
+    """Pass a split's batches on in batch order, holding any the archive stores early."""
+
+    def __init__(self, emit: Callable[[np.ndarray, np.ndarray], Any]):
+        self._emit, self._next, self._held = emit, 0, {}
+
+    def add(self, position: int, images: np.ndarray, labels: np.ndarray) -> None:
+        self._held[position] = (images, labels)
+        while self._next in self._held:
+            self._emit(*self._held.pop(self._next))
+            self._next += 1
+
+
+class _LeadingRows:
+    """Send the first ``n`` rows appended to ``head``, the rest to ``tail``."""
+
+    def __init__(self, n: int, head: SplitAppender, tail: SplitAppender):
+        self._n, self._head, self._tail = n, head, tail
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        k = min(max(self._n - self._head.count, 0), len(images))
+        if k:
+            self._head.append(images[:k], labels[:k])
+        if k < len(images):
+            self._tail.append(images[k:], labels[k:])
 
 
 def _log_counts(log: Log, name: str, out_dir: Path, *counts: int) -> None:

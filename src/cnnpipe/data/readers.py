@@ -21,13 +21,15 @@ import os
 import pickle
 import posixpath
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from cnnpipe.data.archives import check_member_name, iter_tar_files, open_zip
-from cnnpipe.errors import DataFormatError
+from cnnpipe.data.archives import check_member_name, iter_tar_members, open_zip
+from cnnpipe.errors import ArchiveError, DataFormatError
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -125,6 +127,8 @@ _PICKLE_GLOBALS = {
     ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
+    ("__builtin__", "bytes"),  # protocol 2 writes an empty bytes object as bytes()
+    ("builtins", "bytes"),
 }
 
 
@@ -137,9 +141,13 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(data: bytes, where: str) -> dict[str, object]:
+def _unpickle(stream: BinaryIO, where: str) -> dict[str, object]:
+    # encoding="bytes" hands a Python 2 pickle's pixel string to numpy as it is; "latin1"
+    # would decode it to text and numpy would encode it back, two extra copies per batch.
     try:
-        obj = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+        obj = _ArrayUnpickler(stream, encoding="bytes").load()
+    except ArchiveError:
+        raise
     except Exception as exc:  # a damaged pickle can raise almost anything
         raise DataFormatError(
             f"{where}: not a CIFAR pickle ({type(exc).__name__}: {exc}); the archive is "
@@ -167,42 +175,86 @@ def _cifar_batch(entry: dict[str, object], where: str) -> tuple[np.ndarray, np.n
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-def read_cifar10(archive: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Read ``cifar-10-python.tar.gz`` without extracting it.
+def _cifar_classes(meta: dict[str, object], where: str) -> list[str]:
+    classes = meta.get("label_names")
+    if not isinstance(classes, list) or not all(isinstance(c, (str, bytes)) for c in classes):
+        raise DataFormatError(f"{where}: no list of label_names; the archive is corrupt")
+    return [c.decode("latin1") if isinstance(c, bytes) else c for c in classes]
 
-    Returns ``({"train": (images, labels), "test": (images, labels)}, class names)`` with
-    images uint8 N×3×32×32 and labels int64; train is ``data_batch_1`` … ``data_batch_5`` in
-    that order (as torchvision concatenates them), test is ``test_batch``, and the class
-    names come from ``batches.meta``.
+
+# Where each batch goes: (split, position of the batch within the split).
+_CIFAR_BATCHES = {
+    **{name: ("train", i) for i, name in enumerate(_CIFAR_TRAIN)},
+    **{name: ("test", i) for i, name in enumerate(_CIFAR_TEST)},
+}
+
+# sink(split, position, images, labels), called once per batch in archive order.
+CifarSink = Callable[[str, int, np.ndarray, np.ndarray], None]
+
+
+def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
+    """Read ``cifar-10-python.tar.gz`` in one pass, handing each batch to ``sink`` as it is read.
+
+    ``sink(split, position, images, labels)`` gets images uint8 N×3×32×32 and labels int64
+    of ``data_batch_<position + 1>`` (split "train") or ``test_batch`` (split "test", position
+    0), in the order the archive stores them, which need not be the batch order. Returns the
+    class names from ``batches.meta``. Everything is checked, including label ranges, before
+    this returns, so a sink that writes output must only publish it after a normal return.
     """
     archive = Path(archive)
-    wanted = {*_CIFAR_TRAIN, *_CIFAR_TEST, _CIFAR_META}
-    members: dict[str, bytes] = {}
-    for name, data in iter_tar_files(archive):
-        base = posixpath.basename(name)
-        if base in wanted and posixpath.dirname(name).rstrip("/").endswith(_CIFAR_FOLDER):
-            members[base] = data
-    missing = sorted(wanted - members.keys())
+    seen: dict[str, tuple[int, int]] = {}  # batch → (lowest, highest) label
+    classes = None
+    for member in iter_tar_members(archive):
+        base = posixpath.basename(member.name)
+        if base not in _CIFAR_BATCHES and base != _CIFAR_META:
+            continue
+        if not posixpath.dirname(member.name).rstrip("/").endswith(_CIFAR_FOLDER):
+            continue
+        where = f"{archive}:{base}"
+        if base in seen or (base == _CIFAR_META and classes is not None):
+            raise DataFormatError(f"{where}: found twice in the archive; download it again")
+        entry = _unpickle(member, where)
+        if base == _CIFAR_META:
+            classes = _cifar_classes(entry, where)
+            continue
+        images, labels = _cifar_batch(entry, where)
+        seen[base] = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
+        sink(*_CIFAR_BATCHES[base], images, labels)
+    missing = sorted({*_CIFAR_BATCHES, *([_CIFAR_META] if classes is None else [])} - seen.keys())
     if missing:
         raise DataFormatError(
             f"{archive}: no {', '.join(missing)} under {_CIFAR_FOLDER}/; this is not the "
             "CIFAR-10 python archive — download cifar-10-python.tar.gz again"
         )
-    splits = {}
     for split, names in (("train", _CIFAR_TRAIN), ("test", _CIFAR_TEST)):
-        parts = [_cifar_batch(_unpickle(members[n], f"{archive}:{n}"), f"{archive}:{n}") for n in names]
-        splits[split] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    meta = _unpickle(members[_CIFAR_META], f"{archive}:{_CIFAR_META}")
-    classes = meta.get("label_names")
-    if not isinstance(classes, list) or not all(isinstance(c, (str, bytes)) for c in classes):
-        raise DataFormatError(f"{archive}:{_CIFAR_META}: no list of label_names; the archive is corrupt")
-    classes = [c.decode("latin1") if isinstance(c, bytes) else c for c in classes]
-    for split, (_, labels) in splits.items():
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        low, high = min(seen[n][0] for n in names), max(seen[n][1] for n in names)
+        if low < 0 or high >= len(classes):
             raise DataFormatError(
-                f"{archive}: {split} labels range {labels.min()}..{labels.max()} but there are "
+                f"{archive}: {split} labels range {low}..{high} but there are "
                 f"{len(classes)} classes; the archive is corrupt — download it again"
             )
+    return classes
+
+
+def read_cifar10(archive: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Read ``cifar-10-python.tar.gz`` into memory without extracting it.
+
+    Returns ``({"train": (images, labels), "test": (images, labels)}, class names)`` with
+    images uint8 N×3×32×32 and labels int64; train is ``data_batch_1`` … ``data_batch_5`` in
+    that order (as torchvision concatenates them), test is ``test_batch``, and the class
+    names come from ``batches.meta``. :func:`stream_cifar10` does the same without holding
+    the whole set in memory.
+    """
+    batches: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def keep(split: str, position: int, images: np.ndarray, labels: np.ndarray) -> None:
+        batches[split, position] = (images, labels)
+
+    classes = stream_cifar10(archive, keep)
+    splits = {}
+    for split in ("train", "test"):
+        parts = [batches[key] for key in sorted(k for k in batches if k[0] == split)]
+        splits[split] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     return splits, classes
 
 
