@@ -1,14 +1,22 @@
 """dvc stage `train@<model>`: train models.<model> → models/<model>/{model.pt,checkpoint.pt,history.json}.
 
 Reads: models.<model>.* (dataset, arch, normalize, augment, eval_transform, train.*), run.device,
-run.max_epochs; data/prepared/<dataset>/ and data/stats/<dataset>.json. Also writes
-dvclive/<model>/ (learning curves) and plots/<model>/augmentation.png. A checkpoint made with
-the same params and data is resumed from its last completed epoch.
+run.max_epochs, run.distributed; data/prepared/<dataset>/ and data/stats/<dataset>.json. Also
+writes dvclive/<model>/ (learning curves) and plots/<model>/augmentation.png. A checkpoint made
+with the same params and data is resumed from its last completed epoch.
+
+With run.distributed asking for more than one process, this script launches itself under
+torchrun (``torch.distributed.run``) as that many DDP workers and waits for them; a worker
+(torchrun's RANK / LOCAL_RANK / WORLD_SIZE in its environment) trains its share, and rank 0
+writes the outputs. On other nodes of a multi-node run, start the same command with NODE_RANK set.
 """
 
 import argparse
+from pathlib import Path
 
 from cnnpipe import params, stage
+from cnnpipe.train import distributed
+from cnnpipe.train.config import parse_config, parse_distributed
 from cnnpipe.train.loop import train_model
 
 
@@ -16,7 +24,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
     args = parser.parse_args()
-    train_model(args.model, params.load_params())
+    values = params.load_params()
+    settings = parse_distributed(values)
+    if distributed.is_worker():
+        device = parse_config(args.model, values).device
+        distributed.run_worker(settings, device, lambda dist: train_model(args.model, values, dist=dist))
+    elif settings.world_size > 1:
+        device = parse_config(args.model, values).device  # bad params fail here, before any worker starts
+        distributed.launch(settings, device, Path(__file__).resolve(), [args.model])
+    else:
+        train_model(args.model, values)
 
 
 if __name__ == "__main__":

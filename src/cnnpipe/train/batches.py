@@ -64,14 +64,23 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def augment_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator behind every random augmentation draw of one epoch.
+def rank_stream(stream: int, rank: int = 0) -> tuple[int, ...]:
+    """The ``derive_seed`` parts after (seed, epoch) for ``stream`` on DDP rank ``rank``.
+
+    Rank 0 (and a single-process run) keeps the plain stream; other ranks get their own, so
+    their shards do not repeat rank 0's random draws.
+    """
+    return (stream,) if rank == 0 else (stream, rank)
+
+
+def augment_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """The generator behind every random augmentation draw of one epoch (on DDP rank ``rank``).
 
     It lives on the CPU whatever the training device: the batched transforms draw their few
     per-sample parameters there anyway, and the same seed then gives the same augmentations
     on every device.
     """
-    return torch.Generator().manual_seed(derive_seed(seed, epoch, AUGMENT_STREAM))
+    return torch.Generator().manual_seed(derive_seed(seed, epoch, *rank_stream(AUGMENT_STREAM, rank)))
 
 
 def batch_indices(order: Tensor | np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -1,8 +1,8 @@
 """A model's training recipe from params.yaml, validated into dataclasses.
 
-Reads ``models.<name>`` (dataset, arch, normalize, augment, eval_transform, train.*) and the
-shared ``run.device`` / ``run.max_epochs``. Every bad value raises a one-line ParamError
-naming its full key, e.g.
+Reads ``models.<name>`` (dataset, arch, normalize, augment, eval_transform, train.*), the
+shared ``run.device`` / ``run.max_epochs`` and the launcher settings ``run.distributed``.
+Every bad value raises a one-line ParamError naming its full key, e.g.
 ``models.mnist_cnn.train.optimizer: expected adam, sgd or rmsprop, got 'adamw'``.
 Checks that need the prepared data (input size, number of classes) live in
 :mod:`cnnpipe.train.runtime`.
@@ -23,6 +23,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "nll", "bce")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DISTRIBUTED_KEYS = ("nproc_per_node", "nnodes", "rdzv_endpoint")
 MODEL_KEYS = ("dataset", "arch", "normalize", "augment", "eval_transform", "train")
 TRAIN_KEYS = (
     "optimizer",
@@ -88,6 +89,25 @@ class TrainConfig:
     def key(self) -> str:
         """Params prefix of this model, for messages."""
         return f"models.{self.name}"
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """``run.distributed``: how many training processes the train stage launches.
+
+    ``nproc_per_node`` processes on each of ``nnodes`` machines; 1 × 1 (the default) is the
+    plain single-process run. ``rdzv_endpoint`` (``host:port`` of node 0) is needed only when
+    ``nnodes`` > 1.
+    """
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+
+    @property
+    def world_size(self) -> int:
+        """Training processes in all."""
+        return self.nproc_per_node * self.nnodes
 
 
 # --- value checks -------------------------------------------------------------------------
@@ -189,6 +209,37 @@ def parse_train(raw: Any, key: str) -> TrainSettings:
         epochs=_int(values["epochs"], f"{key}.epochs", 1),
         seed=_int(values["seed"], f"{key}.seed", 0),
     )
+
+
+def _endpoint(value: Any, key: str) -> str:
+    """``host:port`` with a port in 1..65535."""
+    host, sep, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParamError(f"{key}: expected host:port of node 0 (e.g. 10.0.0.1:29500), got {value!r}")
+    return value
+
+
+def parse_distributed(params: Mapping[str, Any]) -> DistributedSettings:
+    """Validate ``run.distributed`` (absent = one process)."""
+    run = params.get("run") or {}
+    if not isinstance(run, Mapping):
+        raise ParamError(f"run: must be a mapping, got {run!r}")
+    raw = run.get("distributed")
+    if raw is None:
+        return DistributedSettings()
+    key = "run.distributed"
+    values = _mapping(raw, key, DISTRIBUTED_KEYS)
+    nproc = _int(values.get("nproc_per_node", 1), f"{key}.nproc_per_node", 1)
+    nnodes = _int(values.get("nnodes", 1), f"{key}.nnodes", 1)
+    endpoint = values.get("rdzv_endpoint")
+    if endpoint is None and nnodes > 1:
+        raise ParamError(
+            f"{key}.rdzv_endpoint: {nnodes} nodes need the host:port of node 0 "
+            "(e.g. 10.0.0.1:29500), reachable from every node"
+        )
+    if endpoint is not None:
+        endpoint = _endpoint(endpoint, f"{key}.rdzv_endpoint")
+    return DistributedSettings(nproc_per_node=nproc, nnodes=nnodes, rdzv_endpoint=endpoint)
 
 
 def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:

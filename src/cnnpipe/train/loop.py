@@ -9,6 +9,13 @@ epoch and ends with exactly the weights and history an uninterrupted run would (
 bit for bit): everything random is drawn from generators seeded by (seed, epoch).
 At the end it writes ``model.pt`` (the trained bundle), ``history.json`` and
 ``plots/<name>/augmentation.png``.
+
+In a DDP worker (``dist``, see :mod:`cnnpipe.train.distributed`) ``train.batch_size`` stays the
+global batch: every rank draws the same epoch order and global batches, trains on its shard
+of each (rows ``rank::world``) with its loss scaled so that DDP's gradient average is exactly
+the mean over the global batch, and the logged loss and accuracy are summed over the ranks.
+Validation is sharded by batches and summed the same way. Only rank 0 logs, shows progress
+bars and writes files; a resumed run reads rank 0's checkpoint on every rank.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
+from cnnpipe.errors import ParamError
 from cnnpipe.fileio import atomic_write_json
 from cnnpipe.models.trained import save_trained
 from cnnpipe.models.transfer import TransferArch, weights_label
@@ -36,8 +44,10 @@ from cnnpipe.train.batches import (
     epoch_permutation,
     eval_batches,
     iterate_batches,
+    rank_stream,
 )
 from cnnpipe.train.checkpoint import data_identity, fingerprint, load_checkpoint, save_checkpoint
+from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.inputs import InputPipeline
 from cnnpipe.train.optim import (
     LossFn,
@@ -64,27 +74,54 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def _totals(loss_sum: Tensor, correct: Tensor, dist: Distributed | None) -> tuple[float, float]:
+    """(loss sum, correct count) of this process, summed over all ranks under DDP."""
+    totals = torch.stack([loss_sum.double(), correct.double()])
+    if dist is not None:
+        dist.sum(totals)
+    loss, right = totals.tolist()
+    return loss, right
+
+
 def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") -> dict[str, float]:
-    """Train one epoch (1-based ``epoch``); returns mean data loss (without the L2 penalty) and accuracy."""
-    config, data, device, model = rt.config, rt.data, rt.device, rt.model
+    """Train one epoch (1-based ``epoch``); returns mean data loss (without the L2 penalty) and accuracy.
+
+    Under DDP this rank trains on its shard of every global batch. DDP averages the ranks'
+    gradients, so a shard's mean loss is weighted by ``world × shard / global batch``: the
+    average then equals the gradient of the global batch's mean loss, whatever the shard
+    sizes. The L2 penalty is the same on every rank and stays unweighted.
+    """
+    config, data, device, model, dist = rt.config, rt.data, rt.device, rt.model, rt.dist
     seed, loss_name = config.train.seed, config.train.loss
-    model.train()
-    torch.manual_seed(devices.derive_seed(seed, epoch, DROPOUT_STREAM))
+    rank, world = (0, 1) if dist is None else (dist.rank, dist.world_size)
+    step_model = rt.step_model
+    step_model.train()
+    torch.manual_seed(devices.derive_seed(seed, epoch, *rank_stream(DROPOUT_STREAM, rank)))
     batches = batch_indices(epoch_permutation(len(data.train), seed, epoch), config.train.batch_size)
-    generator = augment_generator(seed, epoch)
+    shards = batches if dist is None else [dist.shard(rows) for rows in batches]
+    generator = augment_generator(seed, epoch, rank)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    with tqdm(total=len(batches), desc=desc, unit="batch", leave=False, disable=None) as bar:
+    disable = None if rt.is_main else True
+    with tqdm(total=len(batches), desc=desc, unit="batch", leave=False, disable=disable) as bar:
         for i, (inputs, labels) in enumerate(
-            iterate_batches(data.train, batches, data.train_pipeline, device, generator)
+            iterate_batches(data.train, shards, data.train_pipeline, device, generator)
         ):
             with devices.autocast(device):
-                logits, aux_logits = split_aux(model(inputs))
-                loss = rt.loss_fn(logits, labels)
-                aux_loss = None if aux_logits is None else rt.loss_fn(aux_logits, labels)
-            objective = loss.float()
-            if aux_loss is not None:  # logged losses stay the main head's, comparable with validation
-                objective = objective + rt.aux_weight * aux_loss.float()
+                logits, aux_logits = split_aux(step_model(inputs))
+                if len(labels):
+                    loss = rt.loss_fn(logits, labels)
+                    aux_loss = None if aux_logits is None else rt.loss_fn(aux_logits, labels)
+            if len(labels):
+                objective = loss.float()
+                if aux_loss is not None:  # logged losses stay the main head's, comparable with validation
+                    objective = objective + rt.aux_weight * aux_loss.float()
+                if world > 1:
+                    objective = objective * (world * len(labels) / len(batches[i]))
+            else:
+                # An empty shard (a last batch with fewer rows than ranks): zero gradients, but
+                # through the model's outputs, so DDP sees every parameter take part as usual.
+                objective = sum(out.float().sum() * 0.0 for out in (logits, aux_logits) if out is not None)
             penalty = l2_penalty(model, config.train.l2)
             if penalty is not None:
                 objective = objective + penalty
@@ -92,13 +129,17 @@ def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") 
             objective.backward()
             rt.optimizer.step()
             schedule.after_batch()
-            loss_sum += loss.detach().float() * len(labels)
-            correct += (predictions(logits.detach(), loss_name) == labels).sum()
+            if len(labels):
+                loss_sum += loss.detach().float() * len(labels)
+                correct += (predictions(logits.detach(), loss_name) == labels).sum()
             bar.update(1)
             if not bar.disable and (i % 20 == 0 or i + 1 == len(batches)):
                 bar.set_postfix(loss=f"{loss.item():.4f}")
+    if dist is not None:
+        dist.sync_buffers(model)
     n = len(data.train)
-    return {"loss": loss_sum.item() / n, "acc": correct.item() / n}
+    loss_total, right = _totals(loss_sum, correct, dist)
+    return {"loss": loss_total / n, "acc": right / n}
 
 
 @torch.inference_mode()
@@ -110,18 +151,26 @@ def evaluate(
     loss_name: str,
     device: torch.device,
     batch_size: int,
+    dist: Distributed | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``split`` through the (deterministic) eval pipeline."""
+    """Mean loss and accuracy of ``model`` on ``split`` through the (deterministic) eval pipeline.
+
+    With ``dist`` each rank evaluates every ``world``-th batch and the sums are combined.
+    """
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for inputs, labels in iterate_batches(split, eval_batches(split, batch_size), pipeline, device):
+    batches = eval_batches(split, batch_size)
+    if dist is not None:
+        batches = batches[dist.rank :: dist.world_size]
+    for inputs, labels in iterate_batches(split, batches, pipeline, device):
         with devices.autocast(device):
             logits = model(inputs)
             loss = loss_fn(logits, labels)
         loss_sum += loss.float() * len(labels)
         correct += (predictions(logits, loss_name) == labels).sum()
-    return {"loss": loss_sum.item() / len(split), "acc": correct.item() / len(split)}
+    loss_total, right = _totals(loss_sum, correct, dist)
+    return {"loss": loss_total / len(split), "acc": right / len(split)}
 
 
 def _open_live(live_dir: Path, history: list[dict[str, Any]]):
@@ -152,13 +201,22 @@ def _best(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _resume_point(rt: Runtime, schedule: Schedule, print_: Log, fp: str) -> tuple[int, list[dict[str, Any]]]:
-    """Restore a matching checkpoint; returns (completed epochs, history so far)."""
+    """Restore a matching checkpoint; returns (completed epochs, history so far).
+
+    Under DDP rank 0 reads the checkpoint and hands it to the other ranks (which may run on
+    machines without the file), so every rank continues from the same state.
+    """
     name, epochs, path = rt.config.name, rt.config.epochs, rt.paths.checkpoint
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
-        stale.unlink(missing_ok=True)
-    state, why = load_checkpoint(path)
+    state, why, existed = None, "", False
+    if rt.is_main:
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
+            stale.unlink(missing_ok=True)
+        state, why = load_checkpoint(path)
+        existed = path.exists()
+    if rt.dist is not None:
+        state, why, existed = rt.dist.broadcast((state, why, existed))
     if state is None:
-        if path.exists():
+        if existed:
             print_(f"{name}: {why}; starting fresh")
         return 0, []
     if state.get("fingerprint") != fp:
@@ -220,7 +278,29 @@ def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
     return extra
 
 
-def train_model(name: str, params: Mapping[str, Any], *, root: Path = Path("."), log: Log = print) -> dict:
+def _check_same_run(dist: Distributed, fp: str, dataset: str) -> None:
+    """Fail on every rank alike when some rank sees other params or data than rank 0."""
+    fingerprints = dist.gather(fp)
+    odd = [rank for rank, other in enumerate(fingerprints) if other != fingerprints[0]]
+    if odd:
+        raise ParamError(
+            f"run.distributed: rank {odd[0]} sees other params or data than rank 0; every node needs "
+            f"the same params.yaml and data/prepared/{dataset}"
+        )
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def train_model(
+    name: str,
+    params: Mapping[str, Any],
+    *,
+    root: Path = Path("."),
+    log: Log = print,
+    dist: Distributed | None = None,
+) -> dict:
     """Train ``models.<name>`` from ``params`` with files under ``root``; returns a summary.
 
     Reads ``data/prepared/<dataset>/`` and ``data/stats/<dataset>.json``; writes
@@ -228,8 +308,13 @@ def train_model(name: str, params: Mapping[str, Any], *, root: Path = Path("."),
     ``plots/<name>/augmentation.png``. The summary holds ``history`` (one dict per epoch:
     epoch, train_loss, train_acc, val_loss, val_acc, lr), ``best`` and ``last`` validation
     metrics, ``resumed_from`` (epochs taken from a checkpoint) and the device.
+
+    ``dist`` makes this one DDP worker of several (see the module docstring); only rank 0
+    logs and writes, every rank returns the same summary.
     """
-    rt = build_runtime(name, params, root=Path(root), log=log)
+    if dist is not None and not dist.is_main:
+        log = _silent
+    rt = build_runtime(name, params, root=Path(root), log=log, dist=dist)
     config, data, paths = rt.config, rt.data, rt.paths
     epochs, batch_size = config.epochs, config.train.batch_size
     schedule = build_schedule(
@@ -238,21 +323,24 @@ def train_model(name: str, params: Mapping[str, Any], *, root: Path = Path("."),
     fp = fingerprint(
         config.model_params, data_identity(paths.prepared, data.meta), data.normalization, epochs=epochs
     )
+    if dist is not None:
+        _check_same_run(dist, fp, config.dataset)
     done, history = _resume_point(rt, schedule, log, fp)
     if done == 0:
         log(
             f"training {name} on {config.dataset} ({len(data.train)} train / {len(data.valid)} "
             f"{data.valid_name} images) for {epochs} epochs on {rt.device.type}"
+            + ("" if dist is None else f" x {dist.world_size} processes (DDP)")
         )
 
-    live = _open_live(paths.live_dir, history)
+    live = _open_live(paths.live_dir, history) if rt.is_main else None
     eval_batch = max(batch_size, MIN_EVAL_BATCH)
     for epoch in range(done + 1, epochs + 1):
         start = time.perf_counter()
         lr = current_lr(rt.optimizer)
         train = train_epoch(rt, schedule, epoch, desc=f"{name} {epoch}/{epochs}")
         val = evaluate(rt.model, data.valid, data.eval_pipeline, rt.loss_fn, config.train.loss, rt.device,
-                       eval_batch)  # fmt: skip
+                       eval_batch, dist)  # fmt: skip
         schedule.after_epoch(val["loss"])
         entry = {
             "epoch": epoch,
@@ -268,6 +356,8 @@ def train_model(name: str, params: Mapping[str, Any], *, root: Path = Path("."),
             f"{data.valid_name} loss {val['loss']:.4f} acc {val['acc']:.2%} | lr {lr:.3g} | "
             f"{time.perf_counter() - start:.1f}s"
         )
+        if not rt.is_main:
+            continue
         _log_live(live, entry)
         save_checkpoint(
             paths.checkpoint,
@@ -284,13 +374,16 @@ def train_model(name: str, params: Mapping[str, Any], *, root: Path = Path("."),
                 "device": rt.device.type,
             },
         )
-    live.end()
-    extra = _export(rt, history)
-    best, last = extra["best"], extra["last"]
-    log(
-        f"{name}: best {data.valid_name} acc {best['val_acc']:.2%} (epoch {best['epoch']}), "
-        f"last {last['val_acc']:.2%}; wrote {paths.model_file}"
-    )
+    if rt.is_main:
+        live.end()
+        extra = _export(rt, history)
+        best, last = extra["best"], extra["last"]
+        log(
+            f"{name}: best {data.valid_name} acc {best['val_acc']:.2%} (epoch {best['epoch']}), "
+            f"last {last['val_acc']:.2%}; wrote {paths.model_file}"
+        )
+    else:
+        best, last = _best(history), dict(history[-1])
     return {
         "name": name,
         "dataset": config.dataset,

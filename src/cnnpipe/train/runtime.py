@@ -4,7 +4,9 @@
 splits, resolves normalization, builds the train and eval input pipelines and checks that
 they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
 seeds the global generators and builds the model, optimizer and loss on the chosen device.
-The training loop and the learning-rate range test both start from it.
+The training loop and the learning-rate range test both start from it. In a DDP worker
+(:mod:`cnnpipe.train.distributed`) the device is the worker's and the model is also wrapped
+in ``DistributedDataParallel`` for the training steps.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cnnpipe.models.transfer import TransferArch
 from cnnpipe.train import device as devices
 from cnnpipe.train.batches import Split, open_split
 from cnnpipe.train.config import TrainConfig, parse_config
+from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.inputs import InputPipeline, resolve_normalization
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
 
@@ -83,7 +86,7 @@ class DataSetup:
 
 @dataclass
 class Runtime:
-    """A ready-to-train run: config, data, device, model, optimizer, loss."""
+    """A ready-to-train run: config, data, device, model, optimizer, loss (and DDP, in a worker)."""
 
     config: TrainConfig
     paths: RunPaths
@@ -92,6 +95,18 @@ class Runtime:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
+    dist: Distributed | None = None  # this worker's process group; None in a single-process run
+    ddp: nn.Module | None = None  # ``model`` wrapped in DistributedDataParallel when ``dist`` is set
+
+    @property
+    def step_model(self) -> nn.Module:
+        """What a training step calls: the DDP wrapper (it averages gradients), else ``model``."""
+        return self.model if self.ddp is None else self.ddp
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that logs and writes outputs (rank 0, or the only process)."""
+        return self.dist is None or self.dist.is_main
 
     @property
     def aux_weight(self) -> float:
@@ -180,13 +195,22 @@ def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] =
 
 
 def build_runtime(
-    name: str, params: Mapping[str, Any], *, root: Path = Path("."), log: Callable[[str], None] = print
+    name: str,
+    params: Mapping[str, Any],
+    *,
+    root: Path = Path("."),
+    log: Callable[[str], None] = print,
+    dist: Distributed | None = None,
 ) -> Runtime:
-    """Validate, open the data, choose the device, seed, and build model, optimizer and loss."""
+    """Validate, open the data, choose the device, seed, and build model, optimizer and loss.
+
+    With ``dist`` the device is the worker's and the model is wrapped in DDP (which gives
+    every rank rank 0's initial weights; they are equal anyway, all ranks seed alike).
+    """
     config = parse_config(name, params)
     paths = RunPaths.of(Path(root), name, config.dataset)
     data = open_data(config, paths, log)
-    device = devices.select_device(config.device)
+    device = devices.select_device(config.device) if dist is None else dist.device
     devices.configure(device)
     devices.seed_everything(config.train.seed)
     model = build_network(config.arch, key=f"{config.key}.arch").to(device)
@@ -194,6 +218,11 @@ def build_runtime(
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), config.train)
+    ddp = None
+    if dist is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return Runtime(
         config=config,
         paths=paths,
@@ -202,4 +231,6 @@ def build_runtime(
         model=model,
         optimizer=optimizer,
         loss_fn=build_loss(config.train.loss),
+        dist=dist,
+        ddp=ddp,
     )
