@@ -2,9 +2,11 @@
 
 import torch
 from torch import nn
+from toydata import toy_params
 
 from cnnpipe.models import PRESETS, build_model
 from cnnpipe.train.dropout import MaskDropout, use_mask_dropout
+from cnnpipe.train.runtime import build_runtime
 
 
 def test_drops_p_of_the_elements_and_rescales_the_rest():
@@ -51,3 +53,11 @@ def test_same_seed_same_mask():
     torch.manual_seed(3)
     b = MaskDropout(0.5).train()(x)
     assert torch.equal(a, b)
+
+
+def test_cpu_runtime_trains_with_mask_dropout(toy_root):
+    """The CPU runtime swaps the dropout, so the loop's determinism and resume tests cover it."""
+    rt = build_runtime("toy_cnn", toy_params(), root=toy_root, log=lambda _line: None)
+    assert rt.device.type == "cpu"
+    assert [type(m) for m in rt.model.modules() if isinstance(m, (nn.Dropout, MaskDropout))] == [MaskDropout]
+    assert not any(type(m) is nn.Dropout for m in rt.model.modules())
