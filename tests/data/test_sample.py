@@ -306,6 +306,22 @@ def test_celeba_smiling_shows_in_the_mouth(learn_mirror):
     assert model.score(mouths[164:], smiling[164:]) > 0.7
 
 
+def test_celeba_smiling_shows_at_the_models_input_size(learn_mirror):
+    """smile_cnn sees 64×64 resizes of a 178×178 crop: the grin must survive that, across the face."""
+    folder = learn_mirror / "celeba"
+    rows = (folder / "list_attr_celeba.txt").read_text().splitlines()[2:]
+    smiling = np.array([int(r.split()[1 + CELEBA_ATTRIBUTES.index("Smiling")]) for r in rows])
+    with zipfile.ZipFile(folder / "img_align_celeba.zip") as zf:
+        faces = [Image.open(io.BytesIO(zf.read(f"img_align_celeba/{r[:10]}"))) for r in rows]
+        small = np.stack([
+            np.asarray(f.crop((0, 20, 178, 198)).resize((64, 64), Image.BILINEAR), np.float32) / 255
+            for f in faces
+        ])  # fmt: skip
+    features = small.reshape(len(small), -1)
+    model = LogisticRegression(C=0.01, max_iter=1000).fit(features[:160], smiling[:160])
+    assert model.score(features[164:], smiling[164:]) > 0.8
+
+
 # ---------------------------------------------------------------- sizes
 
 

@@ -554,15 +554,25 @@ def _render_faces(rng: np.random.Generator, attrs: np.ndarray) -> np.ndarray:
     )
     my = cy + 28 + rng.normal(0, 1.5, n)
     smile = a["Smiling"]
-    half = np.where(smile, rng.uniform(17, 22, n), rng.uniform(13, 18, n))
-    sag = np.where(smile, rng.uniform(8, 12, n), rng.uniform(-3, 1, n))
+    half = np.where(smile, rng.uniform(25, 30, n), rng.uniform(13, 18, n))
+    sag = np.where(smile, rng.uniform(16, 20, n), rng.uniform(-3, 1, n))
     lips = np.where(a["Wearing_Lipstick"][:, None], (200, 40, 70), (150, 75, 75)).astype(_F)
     thick = 3.5 + 2 * a["Big_Lips"] + 2.5 * a["Mouth_Slightly_Open"]
-    # a smile opens into a crescent: lips around a row of teeth
-    crescent = canvas.arc(cx, my + sag * 0.3, half, sag * 0.7, sag * 0.6 + thick)
+    # a smile is a wide open crescent (lips around a dark mouth and a broad row of teeth) that
+    # lifts the cheeks, creases them beside the mouth and narrows the eyes; large enough to
+    # stay visible at 64×64 after the 178×178 crop
+    crescent = canvas.arc(cx, my + sag * 0.3, half, sag * 0.7, sag * 0.75 + thick)
     canvas.paint(crescent, lips, opacity=smile)
-    teeth = canvas.arc(cx, my + sag * 0.3, half * 0.8, sag * 0.55, sag * 0.45)
-    canvas.paint(teeth, np.full((n, 3), 235, _F), opacity=smile)
+    mouth = canvas.arc(cx, my + sag * 0.3, half * 0.9, sag * 0.7, sag * 0.65)
+    canvas.paint(mouth, np.tile(np.asarray((60, 21, 24), _F), (n, 1)), opacity=smile)
+    teeth = canvas.arc(cx, my + sag * 0.2, half * 0.85, sag * 0.55, sag * 0.4)
+    canvas.paint(teeth, np.full((n, 3), 240, _F), opacity=smile)
+    blush = np.tile(np.asarray((235, 120, 110), _F), (n, 1))
+    for side in (-1, 1):
+        crease = canvas.segment(cx + side * (half + 3), my + 2, cx + side * (half + 7), my - 14, 2.5)
+        canvas.paint(crease, skin * 0.7, opacity=smile)
+        apple = canvas.ellipse(cx + side * rx * 0.5, cy + 4, 14, 10)
+        canvas.paint(apple, blush, opacity=0.7 * smile)
     canvas.paint(canvas.arc(cx, my, half, sag, thick), lips, opacity=~smile)
     canvas.paint(canvas.segment(cx - 14, my - 9, cx + 14, my - 9, 5), hair * 0.6, opacity=a["Mustache"])
 
@@ -570,7 +580,7 @@ def _render_faces(rng: np.random.Generator, attrs: np.ndarray) -> np.ndarray:
     nose_w = 5 + 3 * a["Big_Nose"]
     canvas.paint(canvas.segment(cx, cy - 6, cx + 2, cy + 12, nose_w), skin * 0.8)
     ey = cy - 14 + rng.normal(0, 1, n)
-    eye_h = np.where(a["Narrow_Eyes"], 2.2, 3.8)
+    eye_h = np.where(a["Narrow_Eyes"], 2.2, 3.8) * np.where(smile, 0.6, 1.0)  # a smile narrows the eyes
     iris = rng.uniform(20, 120, (n, 3))
     white = np.full((n, 3), 240, _F)
     for side in (-1, 1):

@@ -27,6 +27,7 @@ from cnnpipe.train import device as devices
 from cnnpipe.train.batches import Split, open_split
 from cnnpipe.train.config import TrainConfig, parse_config
 from cnnpipe.train.distributed import Distributed
+from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.inputs import InputPipeline, resolve_normalization
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
 
@@ -217,6 +218,8 @@ def build_runtime(
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        use_mask_dropout(model)
     optimizer = build_optimizer(model.parameters(), config.train)
     ddp = None
     if dist is not None:
