@@ -10,7 +10,7 @@ SAMPLE_MIRROR ?= data/sample_mirror
 DEMO_EPOCHS   ?= 10
 # The sample mirror is small, so the validation splits taken from train are shrunk to fit and
 # every model trains for at most DEMO_EPOCHS epochs (smile_cnn, whose loss sits on a plateau
-# for its first one to two epochs, takes smaller batches to get past it sooner). The sea set is
+# for its first two to four epochs, takes smaller batches to get past it sooner). The sea set is
 # given by absolute path so queued experiments (which run in temporary copies of the
 # repository) find it too.
 SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
