@@ -10,7 +10,6 @@ and a queued grid completes.
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from worktree import copy_worktree
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [
@@ -49,29 +49,10 @@ def _run(cmd, cwd, env):
     return result.stdout + result.stderr
 
 
-def _copy_worktree(dest: Path) -> None:
-    """Copy what a fresh clone would hold: tracked files plus untracked, non-ignored ones."""
-    listing = (
-        subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for rel in filter(None, listing):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("clone")
-    _copy_worktree(repo)
+    copy_worktree(repo)
     venv = Path(sys.executable).parent.parent
     env = {
         **os.environ,

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from worktree import copy_worktree
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -88,20 +89,6 @@ def _env(repo: Path) -> dict[str, str]:
     return env
 
 
-def _copy_worktree(dest: Path) -> None:
-    """Copy what a fresh clone would hold: tracked files plus untracked, non-ignored ones."""
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listing.split("\0")):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-
-
 def _exp_metrics(shown: list, name: str) -> dict | None:
     """The mnist_cnn test metrics of experiment ``name`` in `dvc exp show --json` output."""
     for commit in shown:
@@ -126,7 +113,7 @@ def team(tmp_path_factory) -> Team:
     root = tmp_path_factory.mktemp("team")
     a = root / "A"
     a.mkdir()
-    _copy_worktree(a)
+    copy_worktree(a)
     env = _env(a)
     _run(["git", "init", "-q", "-b", "main"], a, env)
     _run(["git", "add", "-A"], a, env)

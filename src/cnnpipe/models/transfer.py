@@ -43,6 +43,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models import WeightsEnum
 
 from cnnpipe.errors import ParamError
+from cnnpipe.models.zoo import _positive_int, _probability
 
 FAMILIES = {
     "inception_v3": "inception",
@@ -106,16 +107,6 @@ def is_transfer_arch(arch: Any) -> bool:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ParamError(f"{where}: must be a positive integer, got {value!r}")
-    return value
-
-
 def _weights_name(value: Any, backbone: str, where: str) -> str | None:
     if value is None or (isinstance(value, str) and value.lower() == "none"):
         return None
@@ -166,9 +157,7 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
     if hidden and family == "squeezenet":
         raise ParamError(f"{key}.hidden: SqueezeNet's head is a single 1x1 convolution; set it to []")
 
-    dropout = arch.get("dropout", 0.0)
-    if not (_is_int(dropout) or isinstance(dropout, float)) or not 0 <= dropout < 1:
-        raise ParamError(f"{key}.dropout: must be a dropout probability in [0, 1), got {dropout!r}")
+    dropout = _probability(arch.get("dropout", 0.0), f"{key}.dropout")
 
     aux_logits = arch.get("aux_logits", family == "inception")
     if not isinstance(aux_logits, bool):
@@ -192,7 +181,7 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
         weights_file=weights_file,
         freeze=freeze,
         hidden=hidden,
-        dropout=float(dropout),
+        dropout=dropout,
         aux_logits=aux_logits,
         aux_weight=float(aux_weight),
         input=input_shape,  # type: ignore[arg-type]
@@ -203,31 +192,25 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
             f"{key}.outputs: SqueezeNet's head ends in a ReLU, so a single logit cannot go negative; "
             "use one output per class with cross_entropy"
         )
-    _check_freeze(parsed, key)
-    _check_input_size(parsed, key)
+    _check_on_meta(parsed, key)
     return parsed
 
 
-def _child_names(arch: TransferArch) -> list[str]:
+def _check_on_meta(arch: TransferArch, key: str) -> None:
+    """Check ``freeze`` names a module and the input is large enough, on the meta device.
+
+    The meta device holds shapes only (no memory, no compute), so building and running the
+    network there is cheap.
+    """
     with torch.device("meta"):
-        return [name for name, _ in _torchvision_model(arch).named_children()]
-
-
-def _check_freeze(arch: TransferArch, key: str) -> None:
-    if arch.freeze in ("none", "backbone"):
-        return
-    names = _child_names(arch)
-    if arch.freeze not in names:
-        raise ParamError(
-            f"{key}.freeze: {arch.backbone} has no top-level module {arch.freeze!r}; use none, backbone "
-            f"or one of {', '.join(names)}"
-        )
-
-
-def _check_input_size(arch: TransferArch, key: str) -> None:
-    """Run the network on the meta device (no memory, no compute) to catch inputs too small."""
-    with torch.device("meta"):
-        model = _torchvision_model(arch).train(arch.aux_logits)
+        model = _torchvision_model(arch)
+        names = [name for name, _ in model.named_children()]
+        if arch.freeze not in ("none", "backbone", *names):
+            raise ParamError(
+                f"{key}.freeze: {arch.backbone} has no top-level module {arch.freeze!r}; use none, "
+                f"backbone or one of {', '.join(names)}"
+            )
+        model.train(arch.aux_logits)
         try:
             model(torch.empty(2, *arch.input))
         except RuntimeError:
