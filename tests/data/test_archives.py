@@ -1,13 +1,17 @@
 """Safe archive access: traversal, links and truncation are refused with one clear line."""
 
+import gzip
 import io
+import random
 import sys
 import tarfile
 import zipfile
 
 import pytest
 
+from cnnpipe.data import gzipstream
 from cnnpipe.data.archives import check_member_name, iter_tar_files, iter_tar_members, open_zip, safe_extract
+from cnnpipe.data.gzipstream import CheckedParallelGzip, open_gzip
 from cnnpipe.errors import ArchiveError
 
 
@@ -99,12 +103,68 @@ def test_tar_device_member_is_refused(tmp_path):
     assert "device" in _one_line(exc)
 
 
-@pytest.fixture(params=["isal", "stdlib"])
-def gzip_backend(request, monkeypatch):
-    """Run a test with ISA-L's gzip reader and with the standard library's."""
+_READERS = {"rapidgzip": CheckedParallelGzip, "isal": None, "stdlib": gzip.GzipFile}
+
+
+@pytest.fixture(params=list(_READERS))
+def gzip_backend(request, monkeypatch, tmp_path):
+    """Run a test with each gzip reader: rapidgzip on two cores, ISA-L's, the standard library's."""
+    if request.param == "rapidgzip":
+        monkeypatch.setattr(gzipstream, "PARALLEL_MIN_BYTES", 0)  # test archives are small
+        monkeypatch.setattr(gzipstream, "usable_cpus", lambda: 2)
+    else:
+        monkeypatch.setitem(sys.modules, "rapidgzip", None)
     if request.param == "stdlib":
         monkeypatch.setitem(sys.modules, "isal", None)
+    probe = tmp_path / "probe.gz"
+    probe.write_bytes(gzip.compress(b"probe"))
+    with open_gzip(probe) as reader:  # the reader asked for is the one the test gets
+        if _READERS[request.param] is not None:
+            assert isinstance(reader, _READERS[request.param])
+        else:
+            assert type(reader.raw).__module__.startswith("isal")  # igzip_threaded's reader
+        assert reader.read() == b"probe"
     return request.param
+
+
+def _tar_bytes(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+# Incompressible enough that the gzip stream has many deflate blocks, as CIFAR-10's has.
+_NOISY = [_file(f"f{i}", random.Random(i).randbytes(300_000) + bytes(100_000)) for i in range(4)]
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 12, 20, 64, 5000])
+def test_a_gzip_stream_cut_anywhere_near_its_end_is_refused(tmp_path, gzip_backend, cut):
+    """Cuts in the trailer or the last deflate block leave every tar member whole; still refused."""
+    whole = gzip.compress(_tar_bytes(_NOISY))
+    cut_file = tmp_path / "cut.tar.gz"
+    cut_file.write_bytes(whole[:-cut])
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(cut_file))
+    assert "truncated or corrupt" in _one_line(exc)
+
+
+def test_a_gzip_file_of_several_members_is_read_whole(tmp_path, gzip_backend):
+    tar = _tar_bytes(_NOISY)
+    multi = tmp_path / "multi.tar.gz"
+    multi.write_bytes(gzip.compress(tar[:500_000]) + gzip.compress(tar[500_000:]))
+    assert list(iter_tar_files(multi)) == [(info.name, data) for info, data in _NOISY]
+
+
+def test_a_flipped_byte_fails_the_crc_check(tmp_path, gzip_backend):
+    data = bytearray(gzip.compress(_tar_bytes(_NOISY)))
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError) as exc:
+        list(iter_tar_files(bad))
+    assert "truncated or corrupt" in _one_line(exc)
 
 
 def test_truncated_tar_gz_gives_one_line(tmp_path, gzip_backend):

@@ -14,34 +14,21 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
 import io
 import lzma
 import posixpath
 import stat
 import tarfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from cnnpipe.data.gzipstream import GZIP_ERRORS, open_gzip
 from cnnpipe.errors import ArchiveError
 from cnnpipe.fileio import atomic_dir
 
-_CORRUPT: tuple[type[BaseException], ...] = (
-    EOFError,
-    OSError,
-    zlib.error,
-    tarfile.TarError,
-    zipfile.BadZipFile,
-)
-try:
-    from isal.isal_zlib import error as _IsalError
-
-    _CORRUPT += (_IsalError,)
-except ImportError:  # isal is an optional speed-up
-    pass
+_CORRUPT: tuple[type[BaseException], ...] = (*GZIP_ERRORS, tarfile.TarError, zipfile.BadZipFile)
 
 
 def _reason(exc: BaseException) -> str:
@@ -117,21 +104,8 @@ def _check_tar_member(member: tarfile.TarInfo, archive: str | Path) -> None:
         )
 
 
-def _gzip_stream(path: str | Path):
-    """A decompressing reader for a gzip file: ISA-L in a background thread when available.
-
-    Inflating the archive is most of the cost of reading CIFAR-10; ISA-L inflates faster
-    than zlib, and its threaded reader inflates while the caller parses what came before.
-    """
-    try:
-        from isal import igzip_threaded
-    except ImportError:  # optional speed-up; the standard library does the same job
-        return gzip.open(path, "rb")
-    return igzip_threaded.open(path, "rb", threads=1)
-
-
 # Leading bytes of the compressed formats tarfile's "r|*" mode recognises.
-_COMPRESSED = ((b"\x1f\x8b", _gzip_stream), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_COMPRESSED = ((b"\x1f\x8b", open_gzip), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
 
 
 def _open_decompressed(path: str | Path) -> BinaryIO:
