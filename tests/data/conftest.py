@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import sys
 from pathlib import Path
 
 import pytest
+
+from cnnpipe.data import gzipstream
+from cnnpipe.data.gzipstream import CheckedParallelGzip, open_gzip
 
 SAMPLE_SIZES = {
     "mnist": {"train": 120, "test": 40},
@@ -29,3 +34,27 @@ def mirror(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("mirror")
     return write_sample_mirror(out, sizes=SAMPLE_SIZES, datasets=list(SAMPLE_SIZES), log=lambda _: None)
+
+
+_READERS = {"rapidgzip": CheckedParallelGzip, "isal": None, "stdlib": gzip.GzipFile}
+
+
+@pytest.fixture(params=list(_READERS))
+def gzip_backend(request, monkeypatch, tmp_path):
+    """Run a test with each gzip reader: rapidgzip on two cores, ISA-L's, the standard library's."""
+    if request.param == "rapidgzip":
+        monkeypatch.setattr(gzipstream, "PARALLEL_MIN_BYTES", 0)  # test archives are small
+        monkeypatch.setattr(gzipstream, "usable_cpus", lambda: 2)
+    else:
+        monkeypatch.setitem(sys.modules, "rapidgzip", None)
+    if request.param == "stdlib":
+        monkeypatch.setitem(sys.modules, "isal", None)
+    probe = tmp_path / "probe.gz"
+    probe.write_bytes(gzip.compress(b"probe"))
+    with open_gzip(probe) as reader:  # the reader asked for is the one the test gets
+        if _READERS[request.param] is not None:
+            assert isinstance(reader, _READERS[request.param])
+        else:
+            assert type(reader.raw).__module__.startswith("isal")  # igzip_threaded's reader
+        assert reader.read() == b"probe"
+    return request.param

@@ -3,15 +3,12 @@
 import gzip
 import io
 import random
-import sys
 import tarfile
 import zipfile
 
 import pytest
 
-from cnnpipe.data import gzipstream
 from cnnpipe.data.archives import check_member_name, iter_tar_files, iter_tar_members, open_zip, safe_extract
-from cnnpipe.data.gzipstream import CheckedParallelGzip, open_gzip
 from cnnpipe.errors import ArchiveError
 
 
@@ -101,30 +98,6 @@ def test_tar_device_member_is_refused(tmp_path):
     with pytest.raises(ArchiveError) as exc:
         list(iter_tar_files(_tar(tmp_path / "dev.tar", [(dev, None)], "w")))
     assert "device" in _one_line(exc)
-
-
-_READERS = {"rapidgzip": CheckedParallelGzip, "isal": None, "stdlib": gzip.GzipFile}
-
-
-@pytest.fixture(params=list(_READERS))
-def gzip_backend(request, monkeypatch, tmp_path):
-    """Run a test with each gzip reader: rapidgzip on two cores, ISA-L's, the standard library's."""
-    if request.param == "rapidgzip":
-        monkeypatch.setattr(gzipstream, "PARALLEL_MIN_BYTES", 0)  # test archives are small
-        monkeypatch.setattr(gzipstream, "usable_cpus", lambda: 2)
-    else:
-        monkeypatch.setitem(sys.modules, "rapidgzip", None)
-    if request.param == "stdlib":
-        monkeypatch.setitem(sys.modules, "isal", None)
-    probe = tmp_path / "probe.gz"
-    probe.write_bytes(gzip.compress(b"probe"))
-    with open_gzip(probe) as reader:  # the reader asked for is the one the test gets
-        if _READERS[request.param] is not None:
-            assert isinstance(reader, _READERS[request.param])
-        else:
-            assert type(reader.raw).__module__.startswith("isal")  # igzip_threaded's reader
-        assert reader.read() == b"probe"
-    return request.param
 
 
 def _tar_bytes(members):
