@@ -18,6 +18,7 @@ SAMPLE_SIZES = {
     "celeba": {"train": 30, "valid": 10, "test": 10},
     "horse_or_human": {"train": 24, "valid": 8},
     "rps": {"train": 24, "test": 9},
+    "sea": {"train": 10, "test": 5},
 }
 
 
@@ -32,8 +33,7 @@ def mirror(tmp_path_factory) -> Path:
     """A sample mirror in the upstream formats: ``<mirror>/<dataset>/<upstream file>``."""
     from cnnpipe.data.sample import write_sample_mirror
 
-    out = tmp_path_factory.mktemp("mirror")
-    return write_sample_mirror(out, sizes=SAMPLE_SIZES, datasets=list(SAMPLE_SIZES), log=lambda _: None)
+    return write_sample_mirror(tmp_path_factory.mktemp("mirror"), sizes=SAMPLE_SIZES, log=lambda _: None)
 
 
 _READERS = {"rapidgzip": CheckedParallelGzip, "isal": None, "stdlib": gzip.GzipFile}

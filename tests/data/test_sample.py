@@ -30,24 +30,9 @@ from cnnpipe.data.sample import (
 from cnnpipe.data.sources import SOURCES
 from cnnpipe.errors import ParamError
 
-SMALL = {
-    "mnist": {"train": 60, "test": 30},
-    "fashion_mnist": {"train": 40, "test": 20},
-    "cifar10": {"train": 50, "test": 20},
-    "celeba": {"train": 12, "valid": 4, "test": 6},
-    "horse_or_human": {"train": 10, "valid": 6},
-    "rps": {"train": 9, "test": 6},
-    "sea": {"train": 10, "test": 5},
-}
-
 
 def _quiet(_message):
     pass
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    return write_sample_mirror(tmp_path_factory.mktemp("mirror"), sizes=SMALL, log=_quiet)
 
 
 def _md5(path):
@@ -101,20 +86,20 @@ def test_md5sums_lists_every_file_with_its_md5(mirror):
         assert _md5(mirror / rel) == md5, rel
 
 
-def test_same_arguments_give_identical_bytes_and_another_seed_differs(mirror, tmp_path):
-    again = write_sample_mirror(tmp_path / "again", sizes=SMALL, log=_quiet)
+def test_same_arguments_give_identical_bytes_and_another_seed_differs(mirror, tmp_path, sample_sizes):
+    again = write_sample_mirror(tmp_path / "again", sizes=sample_sizes, log=_quiet)
     assert (again / "MD5SUMS").read_bytes() == (mirror / "MD5SUMS").read_bytes()
 
     other = write_sample_mirror(
-        tmp_path / "other", sizes=SMALL, datasets=["mnist", "rps"], seed=1, log=_quiet
+        tmp_path / "other", sizes=sample_sizes, datasets=["mnist", "rps"], seed=1, log=_quiet
     )
     first, second = _read_md5sums(mirror / "MD5SUMS"), _read_md5sums(other / "MD5SUMS")
     assert set(second) == {k for k in first if k.startswith(("mnist/", "rps/"))}
     assert all(first[k] != second[k] for k in second)
 
 
-def test_regenerating_some_datasets_merges_md5sums(tmp_path):
-    out = write_sample_mirror(tmp_path, sizes=SMALL, datasets=["mnist", "rps"], log=_quiet)
+def test_regenerating_some_datasets_merges_md5sums(tmp_path, sample_sizes):
+    out = write_sample_mirror(tmp_path, sizes=sample_sizes, datasets=["mnist", "rps"], log=_quiet)
     before = _read_md5sums(out / "MD5SUMS")
     write_sample_mirror(out, sizes={"mnist": {"train": 20}}, datasets=["mnist"], log=_quiet)
     after = _read_md5sums(out / "MD5SUMS")
@@ -146,14 +131,14 @@ def test_containers_carry_no_time_or_name(mirror):
     ("dataset", "cls", "folder"),
     [("mnist", MNIST, "MNIST"), ("fashion_mnist", FashionMNIST, "FashionMNIST")],
 )
-def test_torchvision_reads_idx_files(mirror, tmp_path, dataset, cls, folder):
+def test_torchvision_reads_idx_files(mirror, tmp_path, sample_sizes, dataset, cls, folder):
     raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     for gz in (mirror / dataset).glob("*.gz"):
         (raw / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
     for train, split in ((True, "train"), (False, "test")):
         ds = cls(tmp_path, train=train, download=False)
-        n = SMALL[dataset][split]
+        n = sample_sizes[dataset][split]
         assert ds.data.shape == (n, 28, 28) and ds.data.dtype == torch.uint8
         counts = Counter(ds.targets.tolist())
         assert set(counts) == set(range(10))
@@ -170,7 +155,7 @@ class _SampleCIFAR10(CIFAR10):
     meta: ClassVar = {**CIFAR10.meta, "md5": None}
 
 
-def test_torchvision_reads_cifar_archive(mirror, tmp_path):
+def test_torchvision_reads_cifar_archive(mirror, tmp_path, sample_sizes):
     with tarfile.open(mirror / "cifar10" / "cifar-10-python.tar.gz") as tf:
         names = {m.name for m in tf.getmembers()}
         tf.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
@@ -180,8 +165,9 @@ def test_torchvision_reads_cifar_archive(mirror, tmp_path):
     train = _SampleCIFAR10(tmp_path, train=True, download=False)
     test = _SampleCIFAR10(tmp_path, train=False, download=False)
     assert train.classes[:3] == ["airplane", "automobile", "bird"] and len(train.classes) == 10
-    assert train.data.shape == (50, 32, 32, 3) and test.data.shape == (20, 32, 32, 3)
-    assert Counter(train.targets) == Counter({c: 5 for c in range(10)})
+    n_train, n_test = sample_sizes["cifar10"]["train"], sample_sizes["cifar10"]["test"]
+    assert train.data.shape == (n_train, 32, 32, 3) and test.data.shape == (n_test, 32, 32, 3)
+    assert Counter(train.targets) == Counter({c: n_train // 10 for c in range(10)})
     image, label = test[3]
     assert image.size == (32, 32) and image.mode == "RGB" and label == test.targets[3]
 
@@ -189,11 +175,11 @@ def test_torchvision_reads_cifar_archive(mirror, tmp_path):
     batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
     raw = pickle.loads(batch.read_bytes(), encoding="bytes")
     assert list(raw) == [b"batch_label", b"labels", b"data", b"filenames"]
-    assert raw[b"data"].shape == (10, 3072) and raw[b"data"].dtype == np.uint8
+    assert raw[b"data"].shape == (n_train // 5, 3072) and raw[b"data"].dtype == np.uint8
     assert batch.read_bytes()[:2] == b"\x80\x02"
 
 
-def test_torchvision_reads_celeba_files(mirror, tmp_path):
+def test_torchvision_reads_celeba_files(mirror, tmp_path, sample_sizes):
     base = tmp_path / "celeba"
     _extract_zip(mirror / "celeba" / "img_align_celeba.zip", base)
     for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
@@ -204,7 +190,7 @@ def test_torchvision_reads_celeba_files(mirror, tmp_path):
         def _check_integrity(self):
             return True
 
-    for split, n in SMALL["celeba"].items():
+    for split, n in sample_sizes["celeba"].items():
         ds = SampleCelebA(tmp_path, split=split, target_type="attr", download=False)
         assert len(ds) == n
         assert ds.attr.shape == (n, 40) and set(ds.attr.unique().tolist()) <= {0, 1}
@@ -212,14 +198,17 @@ def test_torchvision_reads_celeba_files(mirror, tmp_path):
         image, attr = ds[0]
         assert image.size == (178, 218) and image.format == "JPEG" and attr.shape == (40,)
     lines = (base / "list_attr_celeba.txt").read_text().splitlines()
-    assert lines[0] == "22" and lines[1] == " ".join(CELEBA_ATTRIBUTES)
+    total = sum(sample_sizes["celeba"].values())
+    assert lines[0] == str(total) and lines[1] == " ".join(CELEBA_ATTRIBUTES)
     assert re.fullmatch(r"000001\.jpg( (-1| 1)){40}", lines[2])
     partition = (base / "list_eval_partition.txt").read_text().split()
-    assert partition[:2] == ["000001.jpg", "0"] and partition[-2:] == ["000022.jpg", "2"]
+    assert partition[:2] == ["000001.jpg", "0"] and partition[-2:] == [f"{total:06d}.jpg", "2"]
 
 
-def test_torchvision_reads_horse_or_human_folders(mirror, tmp_path):
-    for file, n in (("horse-or-human.zip", 10), ("validation-horse-or-human.zip", 6)):
+def test_torchvision_reads_horse_or_human_folders(mirror, tmp_path, sample_sizes):
+    sizes = sample_sizes["horse_or_human"]
+    for file, split in (("horse-or-human.zip", "train"), ("validation-horse-or-human.zip", "valid")):
+        n = sizes[split]
         root = _extract_zip(mirror / "horse_or_human" / file, tmp_path / file)
         ds = ImageFolder(root)
         assert ds.classes == ["horses", "humans"] and len(ds) == n
@@ -231,8 +220,10 @@ def test_torchvision_reads_horse_or_human_folders(mirror, tmp_path):
         assert ds.samples[0][0].endswith("horses/horse01-0.png")
 
 
-def test_torchvision_reads_rps_folders(mirror, tmp_path):
-    for file, top, n in (("rps.zip", "rps", 9), ("rps-test-set.zip", "rps-test-set", 6)):
+def test_torchvision_reads_rps_folders(mirror, tmp_path, sample_sizes):
+    sizes = sample_sizes["rps"]
+    for file, top, split in (("rps.zip", "rps", "train"), ("rps-test-set.zip", "rps-test-set", "test")):
+        n = sizes[split]
         root = _extract_zip(mirror / "rps" / file, tmp_path / file) / top
         ds = ImageFolder(root)
         assert ds.classes == ["paper", "rock", "scissors"] and len(ds) == n
