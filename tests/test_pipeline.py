@@ -9,7 +9,6 @@ and a queued grid completes.
 
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from worktree import copy_worktree
+from worktree import clone_env, commit_copy, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [
@@ -43,31 +42,14 @@ MODELS = [
 ]  # fmt: skip
 
 
-def _run(cmd, cwd, env):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result.stdout + result.stderr
-
-
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("clone")
     copy_worktree(repo)
     venv = Path(sys.executable).parent.parent
-    env = {
-        **os.environ,
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    _run(["git", "init", "-q", "-b", "main"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "clone"], repo, env)
-    output = _run(["make", "demo", f"VENV={venv}", "NO_INSTALL=1"], repo, env)
+    env = clone_env(repo)
+    commit_copy(repo, env)
+    output = run(["make", "demo", f"VENV={venv}", "NO_INSTALL=1"], repo, env)
     return repo, env, output
 
 
@@ -99,9 +81,9 @@ def test_make_demo_prepares_every_dataset_offline(demo_repo):
 @pytest.mark.slow
 def test_second_repro_is_a_no_op(demo_repo):
     repo, env, _ = demo_repo
-    output = _run(["dvc", "repro"], repo, env)
+    output = run(["dvc", "repro"], repo, env)
     assert "Running stage" not in output
-    status = _run(["dvc", "status"], repo, env)
+    status = run(["dvc", "status"], repo, env)
     assert "up to date" in status
 
 
@@ -112,7 +94,7 @@ def _metrics(repo, model):
 @pytest.mark.slow
 def test_every_model_is_trained_and_evaluated(demo_repo):
     repo, env, output = demo_repo
-    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo, env))
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env))
     files = next(iter(shown.values()))["data"]
     for model in MODELS:
         metrics = files[f"metrics/{model}.json"]["data"]
@@ -129,7 +111,7 @@ def test_every_model_is_trained_and_evaluated(demo_repo):
 @pytest.mark.slow
 def test_plots_show_renders_curves_and_confusion_matrices(demo_repo, tmp_path):
     repo, env, _ = demo_repo
-    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     html = (tmp_path / "plots" / "index.html").read_text()
     assert "plots/mnist_cnn/predictions.csv" in html and "dvclive/mnist_cnn/plots/metrics" in html
     assert "confusion_matrix.png" in html
@@ -138,7 +120,7 @@ def test_plots_show_renders_curves_and_confusion_matrices(demo_repo, tmp_path):
 def _retrain(repo, env, model):
     """Drop the model's checkpoint so `dvc repro -f` trains from scratch."""
     (repo / "models" / model / "checkpoint.pt").unlink()
-    return _run(["dvc", "repro", "-f", f"train@{model}", f"evaluate@{model}"], repo, env)
+    return run(["dvc", "repro", "-f", f"train@{model}", f"evaluate@{model}"], repo, env)
 
 
 @pytest.mark.slow
@@ -169,7 +151,7 @@ def test_sigkilled_train_stage_resumes_at_its_epoch_and_ends_the_same(demo_repo)
     assert killed.returncode == 0
     assert proc.wait(timeout=120) != 0  # dvc reports the killed stage as failed
     assert not (repo / "models" / model / "model.pt").exists()
-    output = _run(["dvc", "repro", f"evaluate@{model}"], repo, env)
+    output = run(["dvc", "repro", f"evaluate@{model}"], repo, env)
     assert f"resuming {model} from epoch" in output
     assert "epoch 1/" not in output
     assert (repo / "metrics" / f"{model}.json").read_text() == uninterrupted
@@ -178,7 +160,7 @@ def test_sigkilled_train_stage_resumes_at_its_epoch_and_ends_the_same(demo_repo)
 @pytest.mark.slow
 def test_exp_run_with_a_changed_dropout_reruns_only_that_model(demo_repo):
     repo, env, _ = demo_repo
-    output = _run(["dvc", "exp", "run", "-S", "models.cifar_net.arch.dropout=0.2"], repo, env)
+    output = run(["dvc", "exp", "run", "-S", "models.cifar_net.arch.dropout=0.2"], repo, env)
     ran = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
     assert ran == ["evaluate@cifar_net", "train@cifar_net"]
 
@@ -186,18 +168,18 @@ def test_exp_run_with_a_changed_dropout_reruns_only_that_model(demo_repo):
 @pytest.mark.slow
 def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
     repo, env, _ = demo_repo
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
-    _run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)
-    _run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
+    run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)
+    run(["dvc", "queue", "start", "-j", "2"], repo, env)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        status = _run(["dvc", "queue", "status"], repo, env)
+        status = run(["dvc", "queue", "status"], repo, env)
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(5)
     assert status.count("Success") == 3, status
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env))
     lrs = set()
     for commit in shown:
         for exp in commit.get("experiments") or []:
@@ -209,10 +191,10 @@ def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
                     lrs.add(params["models"]["cifar_net"]["train"]["lr"])
     assert {0.002, 0.005, 0.01} <= lrs
     # the README's comparison commands
-    table = _run(["dvc", "exp", "show", "--md", "--only-changed"], repo, env)
+    table = run(["dvc", "exp", "show", "--md", "--only-changed"], repo, env)
     assert "models.cifar_net.train.lr" in table
-    names = _run(["dvc", "exp", "list", "--name-only"], repo, env).split()
-    _run(["dvc", "plots", "diff", *names, "-o", str(repo / "plots-diff")], repo, env)
+    names = run(["dvc", "exp", "list", "--name-only"], repo, env).split()
+    run(["dvc", "plots", "diff", *names, "-o", str(repo / "plots-diff")], repo, env)
     assert "dvclive/cifar_net/plots/metrics" in (repo / "plots-diff" / "index.html").read_text()
 
 
@@ -233,7 +215,7 @@ def test_predict_and_lr_find_on_the_trained_models(demo_repo):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("sea.png: ") and "(prob " in lines[0]
     assert lines[1].startswith("notes.png: error: ")
-    output = _run(["cnnpipe", "lr-find", "cifar_net", "--num", "12", "--batches", "1"], repo, env)
+    output = run(["cnnpipe", "lr-find", "cifar_net", "--num", "12", "--batches", "1"], repo, env)
     assert "suggested learning rate" in output and (repo / "plots/cifar_net/lr_find.png").is_file()
 
 
@@ -271,7 +253,7 @@ def test_a_users_imagefolder_zip_trains_by_changing_params_only(demo_repo, tmp_p
     zip_path = tmp_path / "my_images.zip"
     classes, n_test, corrupt = _user_imagefolder_zip(zip_path)
     command = ["dvc", "exp", "run", "-S", f"datasets.sea.path={zip_path}"]
-    output = _run([*command, "evaluate@sea_cnn", "evaluate@resnet18_sea"], repo, env)
+    output = run([*command, "evaluate@sea_cnn", "evaluate@resnet18_sea"], repo, env)
     assert "skipped 1 unreadable image" in output
     prepared = repo / "data/prepared/sea"
     assert json.loads((prepared / "classes.json").read_text())["classes"] == classes

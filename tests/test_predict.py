@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundles import save_random_bundle
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.errors import DataFormatError
-from cnnpipe.models.trained import load_trained, save_trained
-from cnnpipe.models.zoo import build_model
+from cnnpipe.models.trained import load_trained
 from cnnpipe.predict import PredictionError, PredictionResult, format_results, predict_files
 
 RGB_ARCH = {
@@ -26,22 +26,17 @@ GRAY_ARCH = {"input": [1, 10, 10], "conv": [{"out": 2, "kernel": 3, "pool": 2}],
 
 
 def _bundle(path: Path, arch: dict, classes: list[str], shape, eval_transform, norm) -> Path:
-    torch.manual_seed(3)
-    model = build_model(arch)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(4.0)
-    save_trained(
+    return save_random_bundle(
         path,
         path.parent.name,
-        model,
-        arch=arch,
+        arch,
+        seed=3,
+        spread=4.0,
         classes=classes,
         normalization=norm,
         eval_transform=eval_transform,
         input_shape=shape,
     )
-    return path
 
 
 @pytest.fixture(scope="module")

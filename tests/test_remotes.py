@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from worktree import copy_worktree
+from worktree import clone_env, commit_copy, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -63,30 +63,6 @@ OUTPUTS = [
 # reach .dvc/config.local only, never a commit.
 ACCESS_KEY = "TEAM" + secrets.token_hex(8).upper()
 SECRET = secrets.token_hex(16)
-
-
-def _run(cmd, cwd, env, check=True):
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result.stdout + result.stderr
-
-
-def _env(repo: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    # Write bytecode as a user's machine does: __pycache__ next to the code a stage imports
-    # must not change the hash of that code dependency.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def _exp_metrics(shown: list, name: str) -> dict | None:
@@ -114,19 +90,17 @@ def team(tmp_path_factory) -> Team:
     a = root / "A"
     a.mkdir()
     copy_worktree(a)
-    env = _env(a)
-    _run(["git", "init", "-q", "-b", "main"], a, env)
-    _run(["git", "add", "-A"], a, env)
-    _run(["git", "commit", "-qm", "clone"], a, env)
-    _run(["cnnpipe", "sample", "data/sample_mirror", "--only", "mnist"], a, env)
-    _run(["dvc", "exp", "run", TARGET, *SAMPLE_PARAMS], a, env)
-    _run(["git", "add", "-A"], a, env)
-    _run(["git", "commit", "-qm", "mnist_cnn on the sample mirror"], a, env)
-    _run(["dvc", "exp", "run", "--temp", "-n", EXPERIMENT[0], TARGET, "-S", EXPERIMENT[1]], a, env)
+    env = clone_env(a)
+    commit_copy(a, env)
+    run(["cnnpipe", "sample", "data/sample_mirror", "--only", "mnist"], a, env)
+    run(["dvc", "exp", "run", TARGET, *SAMPLE_PARAMS], a, env)
+    run(["git", "add", "-A"], a, env)
+    run(["git", "commit", "-qm", "mnist_cnn on the sample mirror"], a, env)
+    run(["dvc", "exp", "run", "--temp", "-n", EXPERIMENT[0], TARGET, "-S", EXPERIMENT[1]], a, env)
     origin = root / "origin.git"
-    _run(["git", "clone", "-q", "--bare", a, origin], root, env)
-    _run(["git", "remote", "add", "origin", origin], a, env)
-    metrics = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], a, env)), EXPERIMENT[0])
+    run(["git", "clone", "-q", "--bare", a, origin], root, env)
+    run(["git", "remote", "add", "origin", origin], a, env)
+    metrics = _exp_metrics(json.loads(run(["dvc", "exp", "show", "--json"], a, env)), EXPERIMENT[0])
     assert metrics and metrics["n_test"] > 0
     head = json.loads((a / "metrics/mnist_cnn.json").read_text())
     assert (metrics["accuracy"], metrics["loss"]) != (head["accuracy"], head["loss"])
@@ -135,10 +109,10 @@ def team(tmp_path_factory) -> Team:
 
 def _configure(repo: Path, url: str, options: dict[str, str]) -> None:
     """`dvc remote add/modify --local`: the remote, its address and secrets stay out of git."""
-    env = _env(repo)
-    _run(["dvc", "remote", "add", "--local", "--force", "--default", "team", url], repo, env)
+    env = clone_env(repo)
+    run(["dvc", "remote", "add", "--local", "--force", "--default", "team", url], repo, env)
     for key, value in options.items():
-        _run(["dvc", "remote", "modify", "--local", "team", key, value], repo, env)
+        run(["dvc", "remote", "modify", "--local", "team", key, value], repo, env)
 
 
 def _files(repo: Path) -> dict[str, tuple[str, int]]:
@@ -156,17 +130,17 @@ def _files(repo: Path) -> dict[str, tuple[str, int]]:
 
 def _share_through(team: Team, kind: str, url: str, options: dict[str, str]) -> Path:
     """Push from A, pull into a fresh clone B, and check what the module docstring promises."""
-    a, env_a = team.a, _env(team.a)
+    a, env_a = team.a, clone_env(team.a)
     _configure(a, url, options)
-    _run(["dvc", "push", "--with-deps", TARGET], a, env_a)
-    _run(["dvc", "push", "--run-cache"], a, env_a)
-    _run(["dvc", "exp", "push", "origin", EXPERIMENT[0]], a, env_a)
+    run(["dvc", "push", "--with-deps", TARGET], a, env_a)
+    run(["dvc", "push", "--run-cache"], a, env_a)
+    run(["dvc", "exp", "push", "origin", EXPERIMENT[0]], a, env_a)
 
     b = team.root / f"B-{kind}"
-    _run(["git", "clone", "-q", team.origin, b], team.root, env_a)
-    env_b = _env(b)
+    run(["git", "clone", "-q", team.origin, b], team.root, env_a)
+    env_b = clone_env(b)
     _configure(b, url, options)
-    _run(["dvc", "pull", "--run-cache", "--with-deps", TARGET], b, env_b)
+    run(["dvc", "pull", "--run-cache", "--with-deps", TARGET], b, env_b)
     assert not (b / "data/sample_mirror").exists()
     runs = sorted(p.name for p in (b / ".dvc/cache/runs").rglob("*") if p.is_file())
     assert runs and runs == sorted(p.name for p in (a / ".dvc/cache/runs").rglob("*") if p.is_file())
@@ -176,40 +150,40 @@ def _share_through(team: Team, kind: str, url: str, options: dict[str, str]) -> 
     assert any(k.startswith("data/raw/mnist/") for k in pulled) and "models/mnist_cnn/model.pt" in pulled
 
     # 1. nothing to do in B: nothing rerun, re-downloaded or rewritten
-    output = _run(["dvc", "repro", TARGET], b, env_b)
+    output = run(["dvc", "repro", TARGET], b, env_b)
     assert "Running stage" not in output
     for stage in STAGES:
         assert f"Stage '{stage}' didn't change, skipping" in output
-    assert "Data and pipelines are up to date." in _run(["dvc", "status", "--with-deps", TARGET], b, env_b)
+    assert "Data and pipelines are up to date." in run(["dvc", "status", "--with-deps", TARGET], b, env_b)
     assert _files(b) == pulled
 
     # 2. a prepare run A did (in its experiment) comes back from the run-cache, not from a run
-    output = _run(["dvc", "exp", "run", "--pull", "prepare_idx@mnist", "-S", EXPERIMENT[1]], b, env_b)
+    output = run(["dvc", "exp", "run", "--pull", "prepare_idx@mnist", "-S", EXPERIMENT[1]], b, env_b)
     assert "Stage 'prepare_idx@mnist' is cached - skipping run, checking out outputs" in output
     assert "Running stage" not in output
     splits = json.loads((b / "data/prepared/mnist/classes.json").read_text())["splits"]
     assert (splits["train"], splits["valid"]) == (900, 300)
 
     # 3. A's experiment, with its metrics and data
-    assert _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], b, env_b)), EXPERIMENT[0]) is None
-    _run(["dvc", "exp", "pull", "origin", EXPERIMENT[0]], b, env_b)
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], b, env_b))
+    assert _exp_metrics(json.loads(run(["dvc", "exp", "show", "--json"], b, env_b)), EXPERIMENT[0]) is None
+    run(["dvc", "exp", "pull", "origin", EXPERIMENT[0]], b, env_b)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], b, env_b))
     assert _exp_metrics(shown, EXPERIMENT[0]) == team.experiment_metrics
     # its outputs came with it: check them out of B's cache (no remote access) on a branch
-    _run(["dvc", "exp", "branch", EXPERIMENT[0], "from-a"], b, env_b)
-    _run(["git", "checkout", "-q", "-f", "from-a"], b, env_b)
-    _run(["dvc", "checkout", "--with-deps", TARGET], b, env_b)
+    run(["dvc", "exp", "branch", EXPERIMENT[0], "from-a"], b, env_b)
+    run(["git", "checkout", "-q", "-f", "from-a"], b, env_b)
+    run(["dvc", "checkout", "--with-deps", TARGET], b, env_b)
     assert json.loads((b / "metrics/mnist_cnn.json").read_text()) == team.experiment_metrics
-    output = _run(["dvc", "repro", TARGET], b, env_b)
+    output = run(["dvc", "repro", TARGET], b, env_b)
     assert "Running stage" not in output, output
 
     # no address or secret of the remote in any committed file
     for repo in (a, b):
-        assert _run(["git", "status", "--porcelain", "--", ".dvc"], repo, env_b) == ""
-        assert _run(["git", "check-ignore", ".dvc/config.local"], repo, env_b).strip() == ".dvc/config.local"
+        assert run(["git", "status", "--porcelain", "--", ".dvc"], repo, env_b) == ""
+        assert run(["git", "check-ignore", ".dvc/config.local"], repo, env_b).strip() == ".dvc/config.local"
         assert url in (repo / ".dvc/config.local").read_text()
         grep = ["git", "grep", "-I", "-F", "-l", "-e", url, "-e", SECRET, "HEAD"]
-        assert _run(grep, repo, env_b, check=False) == ""
+        assert run(grep, repo, env_b, check=False) == ""
     return b
 
 
@@ -398,9 +372,9 @@ def test_s3_remote_on_seaweedfs(team, seaweedfs):
     url = f"s3://{seaweedfs.bucket}/cnnpipe"
     # without the credentials the store refuses: they are what .dvc/config.local adds
     b = team.root / "B-no-credentials"
-    _run(["git", "clone", "-q", team.origin, b], team.root, _env(b))
+    run(["git", "clone", "-q", team.origin, b], team.root, clone_env(b))
     _configure(b, url, {"endpointurl": seaweedfs.endpoint})
-    env = {**_env(b), "AWS_EC2_METADATA_DISABLED": "true"}  # no credential lookup on the network
+    env = {**clone_env(b), "AWS_EC2_METADATA_DISABLED": "true"}  # no credential lookup on the network
     denied = subprocess.run(
         ["dvc", "pull", "--with-deps", TARGET], cwd=b, env=env, capture_output=True, text=True
     )

@@ -1,9 +1,11 @@
-"""Copy this repository as a fresh clone would hold it (imported by the end-to-end tests)."""
+"""Copy this repository as a fresh clone would hold it, and run commands there (end-to-end tests)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,3 +23,39 @@ def copy_worktree(dest: Path) -> None:
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
+
+
+def clone_env(repo: Path) -> dict[str, str]:
+    """The environment for commands run in a copy made by :func:`copy_worktree`.
+
+    This virtual environment comes first on PATH, the copy's ``src`` is imported, git has an
+    identity, and bytecode is written as on a user's machine: ``__pycache__`` next to the code
+    a stage imports must not change the hash of that code dependency.
+    """
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def run(cmd, cwd: Path, env: dict[str, str], check: bool = True) -> str:
+    """Run ``cmd`` in ``cwd``; return its stdout and stderr (asserting success unless ``check`` is off)."""
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def commit_copy(repo: Path, env: dict[str, str]) -> None:
+    """Make the copy a git repository with everything committed, as a fresh clone is."""
+    run(["git", "init", "-q", "-b", "main"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "clone"], repo, env)

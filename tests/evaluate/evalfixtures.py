@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+from bundles import save_random_bundle
 
 from cnnpipe.data.arrays import PreparedWriter
-from cnnpipe.models.trained import save_trained
-from cnnpipe.models.zoo import build_model
 
 HALF = {"mean": [0.5] * 3, "std": [0.5] * 3}
 
@@ -55,23 +53,17 @@ N_TEST = 40
 
 def make_bundle(root: Path, name: str, seed: int = 0) -> Path:
     _, arch, classes, norm, eval_transform, shape = MODELS[name]
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    with torch.no_grad():  # spread the random init so predictions are not all one class
-        for p in model.parameters():
-            p.mul_(3.0)
-    path = root / "models" / name / "model.pt"
-    save_trained(
-        path,
+    return save_random_bundle(
+        root / "models" / name / "model.pt",
         name,
-        model,
-        arch=arch,
+        arch,
+        seed=seed,
+        spread=3.0,
         classes=classes,
         normalization=norm,
         eval_transform=eval_transform,
         input_shape=shape,
     )
-    return path
 
 
 def make_dataset(root: Path, name: str, classes: list[str], shape: tuple[int, ...], *, n_test: int = N_TEST):
