@@ -16,9 +16,11 @@ Every reader raises one of :data:`GZIP_ERRORS` for a truncated or corrupt file, 
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import os
 import struct
+import weakref
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -78,6 +80,7 @@ class CheckedParallelGzip:
 
     def __init__(self, path: str | Path, reader: BinaryIO):
         self.path, self._reader, self._count, self._checked = path, reader, 0, False
+        _OPEN_READERS.add(self)
 
     def _call(self, method: str, *args):
         try:
@@ -124,6 +127,7 @@ class CheckedParallelGzip:
 
     def close(self) -> None:
         """Stop the inflating threads and close the file."""
+        _OPEN_READERS.discard(self)
         self._reader.close()
 
     def __enter__(self) -> CheckedParallelGzip:
@@ -131,3 +135,14 @@ class CheckedParallelGzip:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+_OPEN_READERS: weakref.WeakSet[CheckedParallelGzip] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_readers() -> None:
+    # rapidgzip aborts the interpreter when its threads still run at exit, as they do for a
+    # reader left open inside an unfinished generator.
+    for reader in list(_OPEN_READERS):
+        reader.close()
