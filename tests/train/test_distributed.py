@@ -99,6 +99,8 @@ def _audit_env(tmp_path: Path, workspace: Path, src: Path = ROOT / "src") -> tup
     (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK)
     env = {
         **os.environ,
+        # dvc runs the stage's `python`: this environment's, even when it is not activated
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": os.pathsep.join([str(hook_dir), str(src)]),
         "PYTHONDONTWRITEBYTECODE": "1",
         "DVC_NO_ANALYTICS": "1",

@@ -25,6 +25,8 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
+from cnnpipe.cpus import usable_cpus
+
 GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
 try:
     from isal.isal_zlib import error as _IsalError
@@ -35,13 +37,6 @@ except ImportError:  # isal is an optional speed-up
 
 # Below this size, inflating on several cores gains less than starting the threads costs.
 PARALLEL_MIN_BYTES = 16 << 20
-
-
-def usable_cpus() -> int:
-    """The number of cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def open_gzip(path: str | Path) -> BinaryIO:

@@ -19,7 +19,6 @@ leaves no partial output behind.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cnnpipe.cpus import usable_cpus
 from cnnpipe.data.archives import open_zip
 from cnnpipe.data.arrays import PreparedWriter, SplitAppender
 from cnnpipe.data.readers import (
@@ -363,7 +363,7 @@ def _ordered_map(fn: Callable[..., Any], jobs: Iterable[tuple], workers: int | N
     ``jobs`` is consumed lazily in the calling thread (that is where archive members are
     read), so memory stays flat however many images there are.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     pending: deque = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:

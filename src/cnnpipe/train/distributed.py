@@ -39,6 +39,7 @@ import torch
 import torch.distributed as tdist
 from torch import Tensor, nn
 
+from cnnpipe.cpus import usable_cpus
 from cnnpipe.errors import CnnpipeError, ParamError
 from cnnpipe.train import device as devices
 from cnnpipe.train.config import DistributedSettings
@@ -164,8 +165,7 @@ def _threads_per_process(nproc_per_node: int) -> str:
     """CPU threads for each worker: this machine's share, unless OMP_NUM_THREADS says otherwise."""
     if "OMP_NUM_THREADS" in os.environ:
         return os.environ["OMP_NUM_THREADS"]
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return str(max(1, cpus // nproc_per_node))
+    return str(max(1, usable_cpus() // nproc_per_node))
 
 
 def _failure_message(error_dir: Path, failure) -> str:
