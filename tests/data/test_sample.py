@@ -283,13 +283,19 @@ def test_cifar_classes_are_learnable(learn_mirror):
     assert _nearest_mean_accuracy(train_x, train_y, test_x, test_y) > 0.6
 
 
-def test_celeba_smiling_shows_in_the_mouth(learn_mirror):
-    folder = learn_mirror / "celeba"
+def _smiling_and_faces(mirror):
+    """The CelebA sample's Smiling labels (±1) and its face images, in file order."""
+    folder = mirror / "celeba"
     rows = (folder / "list_attr_celeba.txt").read_text().splitlines()[2:]
     smiling = np.array([int(r.split()[1 + CELEBA_ATTRIBUTES.index("Smiling")]) for r in rows])
     with zipfile.ZipFile(folder / "img_align_celeba.zip") as zf:
         faces = [Image.open(io.BytesIO(zf.read(f"img_align_celeba/{r[:10]}"))) for r in rows]
-        mouths = np.stack([np.asarray(f.convert("L"), np.float32)[130:175, 55:125] for f in faces])
+    return smiling, faces
+
+
+def test_celeba_smiling_shows_in_the_mouth(learn_mirror):
+    smiling, faces = _smiling_and_faces(learn_mirror)
+    mouths = np.stack([np.asarray(f.convert("L"), np.float32)[130:175, 55:125] for f in faces])
     mouths = mouths.reshape(len(mouths), -1)
     mouths = (mouths - mouths.mean(1, keepdims=True)) / (mouths.std(1, keepdims=True) + 1e-3)
     assert 0.3 < (smiling[:160] > 0).mean() < 0.7
@@ -299,15 +305,11 @@ def test_celeba_smiling_shows_in_the_mouth(learn_mirror):
 
 def test_celeba_smiling_shows_at_the_models_input_size(learn_mirror):
     """smile_cnn sees 64×64 resizes of a 178×178 crop: the grin must survive that, across the face."""
-    folder = learn_mirror / "celeba"
-    rows = (folder / "list_attr_celeba.txt").read_text().splitlines()[2:]
-    smiling = np.array([int(r.split()[1 + CELEBA_ATTRIBUTES.index("Smiling")]) for r in rows])
-    with zipfile.ZipFile(folder / "img_align_celeba.zip") as zf:
-        faces = [Image.open(io.BytesIO(zf.read(f"img_align_celeba/{r[:10]}"))) for r in rows]
-        small = np.stack([
-            np.asarray(f.crop((0, 20, 178, 198)).resize((64, 64), Image.BILINEAR), np.float32) / 255
-            for f in faces
-        ])  # fmt: skip
+    smiling, faces = _smiling_and_faces(learn_mirror)
+    small = np.stack([
+        np.asarray(f.crop((0, 20, 178, 198)).resize((64, 64), Image.BILINEAR), np.float32) / 255
+        for f in faces
+    ])  # fmt: skip
     features = small.reshape(len(small), -1)
     model = LogisticRegression(C=0.01, max_iter=1000).fit(features[:160], smiling[:160])
     assert model.score(features[164:], smiling[164:]) > 0.8
