@@ -10,8 +10,14 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support, roc_auc_score
 
-from cnnpipe.evaluate.dvcplots import roc_points, write_predictions_csv, write_roc_csv
-from cnnpipe.evaluate.metrics import compute_metrics, mean_loss, predicted_classes, probabilities
+from cnnpipe.evaluate.dvcplots import roc_points, write_per_class_csv, write_predictions_csv, write_roc_csv
+from cnnpipe.evaluate.metrics import (
+    compute_metrics,
+    mean_loss,
+    per_class_scores,
+    predicted_classes,
+    probabilities,
+)
 from cnnpipe.evaluate.predictions import most_confident_errors, spread_indices
 
 CLASSES = ["a", "b", "c", "d"]
@@ -37,9 +43,11 @@ def test_multiclass_metrics_match_sklearn():
     expected_loss = F.cross_entropy(torch.tensor(logits), torch.tensor(labels)).item()
     assert m["loss"] == pytest.approx(expected_loss, abs=1e-6)
     assert m["n_test"] == 200 and "roc_auc" not in m
+    assert all(isinstance(v, (int, float)) for v in m.values())  # numbers only
     p, r, f, s = precision_recall_fscore_support(labels, pred)
+    per_class = per_class_scores(labels, probs, CLASSES)
     for i, name in enumerate(CLASSES):
-        assert m["per_class"][name] == {
+        assert per_class[name] == {
             "precision": pytest.approx(p[i], abs=1e-6),
             "recall": pytest.approx(r[i], abs=1e-6),
             "f1": pytest.approx(f[i], abs=1e-6),
@@ -60,7 +68,7 @@ def test_binary_metrics_match_sklearn_and_bce():
     assert m["roc_auc"] == pytest.approx(roc_auc_score(labels, probs), abs=1e-6)
     bce = F.binary_cross_entropy_with_logits(torch.tensor(logits), torch.tensor(labels, dtype=torch.float64))
     assert m["loss"] == pytest.approx(bce.item(), abs=1e-6)
-    assert m["per_class"]["yes"]["support"] == int(labels.sum())
+    assert per_class_scores(labels, probs, ["no", "yes"])["yes"]["support"] == int(labels.sum())
     assert m["macro_f1"] == pytest.approx(f1_score(labels, pred, average="macro"), abs=1e-6)
 
 
@@ -68,14 +76,14 @@ def test_absent_class_scores_zero_and_counts_in_macro():
     labels = np.array([0, 0, 1, 1])
     probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]])
     m = compute_metrics(labels, probs, ["x", "y", "z"])
-    assert m["per_class"]["z"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert per_class_scores(labels, probs, ["x", "y", "z"])["z"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     expected = f1_score(labels, probs.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0)
     assert m["macro_f1"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_single_class_binary_split_has_null_auc():
+def test_single_class_binary_split_has_no_auc():
     m = compute_metrics([1, 1, 1], np.array([0.2, 0.7, 0.9]), ["no", "yes"])
-    assert m["roc_auc"] is None and m["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
+    assert "roc_auc" not in m and m["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
 
 
 def test_bad_inputs_are_rejected():
@@ -105,6 +113,15 @@ def test_roc_points_monotone_and_written(tmp_path):
     write_roc_csv(tmp_path / "roc.csv", labels, scores)
     rows = _rows(tmp_path / "roc.csv")
     assert list(rows[0]) == ["fpr", "tpr", "threshold"] and len(rows) == len(points)
+
+
+def test_per_class_csv_rows_in_class_order(tmp_path):
+    labels = np.array([0, 0, 1, 2])
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]])
+    write_per_class_csv(tmp_path / "per_class.csv", per_class_scores(labels, probs, ["x", "y, z", "w"]))
+    rows = _rows(tmp_path / "per_class.csv")
+    assert [r["class"] for r in rows] == ["x", "y, z", "w"]
+    assert rows[1] == {"class": "y, z", "precision": "0.333333", "recall": "1.0", "f1": "0.5", "support": "1"}
 
 
 def test_predictions_csv_quotes_names(tmp_path):

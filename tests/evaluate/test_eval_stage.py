@@ -69,14 +69,19 @@ def _rows(path) -> list[dict[str, str]]:
 
 def test_multiclass_outputs_match_independent_computation(project, params):
     lines, log = _log()
-    metrics = evaluate_model("tiny", params, root=project, log=log)
+    result = evaluate_model("tiny", params, root=project, log=log)
     labels, logits = _by_hand(project, "tiny")
     pred = logits.argmax(1).numpy()
     assert len(set(pred.tolist())) > 1, "the fixture should predict several classes"
 
     saved = json.loads((project / "metrics" / "tiny.json").read_text())
-    assert saved == metrics
-    assert (saved["model"], saved["dataset"], saved["split"]) == ("tiny", "syn3", "test")
+    assert saved == result["metrics"]
+    # numbers only, the columns a comparison reads; names go to the info file
+    assert list(saved) == ["accuracy", "loss", "macro_f1", "n_test"]
+    info = json.loads((project / "metrics" / "tiny.info.json").read_text())
+    assert info == result["info"] == {
+        "model": "tiny", "dataset": "syn3", "split": "test", "classes": ["cat", "dog", "bird"],
+    }  # fmt: skip
     assert saved["n_test"] == len(labels) == 40
     assert saved["accuracy"] == pytest.approx(accuracy_score(labels, pred), abs=1e-6)
     assert saved["macro_f1"] == pytest.approx(
@@ -85,10 +90,12 @@ def test_multiclass_outputs_match_independent_computation(project, params):
     assert saved["loss"] == pytest.approx(F.cross_entropy(logits, torch.from_numpy(labels)).item(), abs=1e-5)
     assert "roc_auc" not in saved
     p, r, f, s = precision_recall_fscore_support(labels, pred, labels=[0, 1, 2], zero_division=0)
-    for i, name in enumerate(["cat", "dog", "bird"]):
-        got = saved["per_class"][name]
-        assert [got["precision"], got["recall"], got["f1"]] == pytest.approx([p[i], r[i], f[i]], abs=1e-6)
-        assert got["support"] == s[i]
+    per_class = _rows(project / "plots" / "tiny" / "per_class.csv")
+    assert [row["class"] for row in per_class] == ["cat", "dog", "bird"]
+    for i, got in enumerate(per_class):
+        scores = [float(got["precision"]), float(got["recall"]), float(got["f1"])]
+        assert scores == pytest.approx([p[i], r[i], f[i]], abs=1e-6)
+        assert int(got["support"]) == s[i]
 
     classes = ["cat", "dog", "bird"]
     rows = _rows(project / "plots" / "tiny" / "predictions.csv")
@@ -112,7 +119,7 @@ def test_multiclass_outputs_match_independent_computation(project, params):
 
 
 def test_binary_model_gets_roc(project, params):
-    metrics = evaluate_model("tinybin", params, root=project, log=lambda _: None)
+    metrics = evaluate_model("tinybin", params, root=project, log=lambda _: None)["metrics"]
     labels, logits = _by_hand(project, "tinybin")
     logits = logits[:, 0]
     scores = torch.sigmoid(logits).numpy()
@@ -140,7 +147,7 @@ def test_binary_model_gets_roc(project, params):
 
 def test_mlp_skips_conv_figures(project, params):
     lines, log = _log()
-    metrics = evaluate_model("tinymlp", params, root=project, log=log)
+    metrics = evaluate_model("tinymlp", params, root=project, log=log)["metrics"]
     fig_dir = project / "plots" / "tinymlp" / "figures"
     names = sorted(p.name for p in fig_dir.iterdir())
     assert names == ["confusion_matrix.png", "errors.png", "predictions.png"]
@@ -179,7 +186,7 @@ def test_no_errors_figure_and_empty_grid(project):
     make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16))  # same images
     labels_path = project / "data" / "prepared" / "syn3" / "test.labels.npy"
     np.save(labels_path, pred.astype(np.int64))
-    metrics = evaluate_model("tiny", params, root=project, log=log)
+    metrics = evaluate_model("tiny", params, root=project, log=log)["metrics"]
     assert metrics["accuracy"] == 1.0
     _check_png(project / "plots" / "tiny" / "figures" / "errors.png")
     _check_png(project / "plots" / "tiny" / "figures" / "predictions.png")
@@ -188,8 +195,8 @@ def test_no_errors_figure_and_empty_grid(project):
 def test_falls_back_to_validation_without_test_split(project, params):
     make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16), n_test=0)
     lines, log = _log()
-    metrics = evaluate_model("tiny", params, root=project, log=log)
-    assert metrics["split"] == "valid" and metrics["n_test"] == 8
+    result = evaluate_model("tiny", params, root=project, log=log)
+    assert result["info"]["split"] == "valid" and result["metrics"]["n_test"] == 8
     assert any("no test split" in line for line in lines)
 
 
@@ -206,7 +213,8 @@ def test_class_mismatch_and_bad_params(project, params):
 def test_failure_leaves_previous_outputs_intact(project, params, monkeypatch):
     evaluate_model("tiny", params, root=project, log=lambda _: None)
     before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and "plots" in p.parts}
-    before[project / "metrics" / "tiny.json"] = (project / "metrics" / "tiny.json").read_bytes()
+    for name in ("tiny.json", "tiny.info.json"):
+        before[project / "metrics" / name] = (project / "metrics" / name).read_bytes()
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -234,4 +242,4 @@ def test_stage_script(project, params):
     )
     assert done.returncode == 0, done.stderr
     assert "tinymlp: test accuracy" in done.stdout
-    assert json.loads((project / "metrics" / "tinymlp.json").read_text())["dataset"] == "gray"
+    assert json.loads((project / "metrics" / "tinymlp.info.json").read_text())["dataset"] == "gray"

@@ -257,8 +257,8 @@ def test_transfer_model_trains_evaluates_and_reloads_offline(tmp_path, monkeypat
     params = _params("tl", _arch(backbone, path))
     summary = train_model("tl", params, root=tmp_path, log=lambda _: None)
     assert len(summary["history"]) == 1 and np.isfinite(summary["history"][0]["train_loss"])
-    metrics = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
-    assert metrics["backbone_weights"] == "IMAGENET1K_V1" and metrics["n_test"] == 6
+    result = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
+    assert result["info"]["backbone_weights"] == "IMAGENET1K_V1" and result["metrics"]["n_test"] == 6
     assert (tmp_path / "plots" / "tl" / "figures" / "confusion_matrix.png").exists()
 
     # the bundle holds every weight: it reloads without the weights file or a download
@@ -272,9 +272,9 @@ def test_random_init_says_so_in_the_metrics(tmp_path):
     _rgb_workspace(tmp_path)
     params = _params("tl", _arch("resnet18"))
     train_model("tl", params, root=tmp_path, log=lambda _: None)
-    metrics = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
-    assert metrics["backbone_weights"] == "none (random init)"
-    written = json.loads((tmp_path / "metrics" / "tl.json").read_text())
+    result = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
+    assert result["info"]["backbone_weights"] == "none (random init)"
+    written = json.loads((tmp_path / "metrics" / "tl.info.json").read_text())
     assert written["backbone_weights"] == "none (random init)"
 
 

@@ -4,10 +4,12 @@
 ``models/<model>/model.pt``, runs it on ``data/prepared/<dataset>/test.*`` through the
 bundle's eval transform and normalization, and writes (each file atomically)::
 
-    metrics/<model>.json                       DVC metrics (see below)
+    metrics/<model>.json                       DVC metrics: the headline numbers (see below)
+    metrics/<model>.info.json                  what was measured (see below); not a DVC metric
     plots/<model>/predictions.csv              actual,predicted,probability — one row per image
     plots/<model>/roc.csv                      fpr,tpr,threshold — binary models: positive class;
                                                others: micro-averaged one-vs-rest
+    plots/<model>/per_class.csv                class,precision,recall,f1,support
     plots/<model>/figures/confusion_matrix.png
     plots/<model>/figures/learning_curves.png  when dvclive/<model>/plots/metrics/ has a history
     plots/<model>/figures/predictions.png      a grid of evaluate.grid_images test images
@@ -17,15 +19,15 @@ bundle's eval transform and normalization, and writes (each file atomically)::
 
 The figures directory is replaced as a whole, so figures of an earlier run never linger.
 
-The metrics file holds three strings identifying what was measured, ``model``, ``dataset``
-and ``split`` (plus, for transfer models, ``backbone_weights``: the torchvision weights the
-backbone started from, or ``none (random init)``), then numbers only: ``accuracy``,
+The metrics file holds numbers only, the columns `dvc exp show` compares: ``accuracy``,
 ``loss`` (mean cross-entropy, or binary cross-entropy for a single-logit model),
-``macro_f1``, ``roc_auc`` (binary models only; null when the split holds one class),
-``n_test`` (images evaluated) and ``per_class`` (name → precision, recall, f1, support).
-Floats are rounded to 6 decimals. ``split`` is ``test``, except for datasets published
-without a test split (horse_or_human): there the validation split is evaluated instead,
-``split`` says ``valid``, and a log line says so.
+``macro_f1``, ``roc_auc`` (binary models only; left out when the split holds one class)
+and ``n_test`` (images evaluated). Floats are rounded to 6 decimals. The info file names
+what was measured: ``model``, ``dataset``, ``split``, ``classes`` and, for transfer models,
+``backbone_weights`` (the torchvision weights the backbone started from, or
+``none (random init)``). ``split`` is ``test``, except for datasets published without a
+test split (horse_or_human): there the validation split is evaluated instead, ``split``
+says ``valid``, and a log line says so.
 
 Images are processed in split order in fixed-size batches, so the results are reproducible.
 """
@@ -42,10 +44,11 @@ import torch
 from cnnpipe.data.arrays import load_meta, load_split
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.evaluate import figures
-from cnnpipe.evaluate.dvcplots import write_predictions_csv, write_roc_csv
+from cnnpipe.evaluate.dvcplots import write_per_class_csv, write_predictions_csv, write_roc_csv
 from cnnpipe.evaluate.metrics import (
     compute_metrics,
     mean_loss,
+    per_class_scores,
     positive_scores,
     predicted_classes,
     probabilities,
@@ -199,8 +202,10 @@ def evaluate_model(
     """Evaluate model ``name`` and write its metrics, plot data and figures under ``root``.
 
     Reads ``models.<name>.dataset``, ``evaluate.batch_size``, ``evaluate.grid_images``,
-    ``evaluate.worst_images`` and ``run.device`` from ``params``. Returns the metrics dict
-    written to ``metrics/<name>.json`` (see the module docstring for every output).
+    ``evaluate.worst_images`` and ``run.device`` from ``params``. Returns
+    ``{"metrics": …, "info": …, "per_class": …}``: what ``metrics/<name>.json``,
+    ``metrics/<name>.info.json`` and ``plots/<name>/per_class.csv`` hold (see the module
+    docstring for every output).
     """
     root = Path(root)
     dataset = param(params, f"models.{name}.dataset")
@@ -215,10 +220,12 @@ def evaluate_model(
 
     logits = predict_split(trained, images, batch_size, device, progress=len(labels) > 4 * batch_size)
     probs = probabilities(logits)
-    metrics: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split}
+    info: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split}
     if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
-        metrics["backbone_weights"] = trained.extra["weights"]
-    metrics.update(compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels)))
+        info["backbone_weights"] = trained.extra["weights"]
+    info["classes"] = list(trained.classes)
+    metrics = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
+    per_class = per_class_scores(labels, probs, trained.classes)
     predicted, confidence = predicted_classes(probs)
 
     plots_dir = root / "plots" / name
@@ -236,12 +243,14 @@ def evaluate_model(
             log=log,
         )
     write_predictions_csv(plots_dir / "predictions.csv", labels, predicted, confidence, trained.classes)
+    write_per_class_csv(plots_dir / "per_class.csv", per_class)
     roc_file = plots_dir / "roc.csv"
     if trained.binary:
         write_roc_csv(roc_file, labels, positive_scores(probs))
     else:  # micro-averaged one-vs-rest: every (image, class) pair is one binary decision
         onehot = np.eye(len(trained.classes), dtype=np.int64)[np.asarray(labels)]
         write_roc_csv(roc_file, onehot.ravel(), np.asarray(probs, dtype=np.float64).ravel())
+    atomic_write_json(root / "metrics" / f"{name}.info.json", info)
     atomic_write_json(root / "metrics" / f"{name}.json", metrics)
 
     auc = f", ROC-AUC {metrics['roc_auc']}" if metrics.get("roc_auc") is not None else ""
@@ -249,4 +258,4 @@ def evaluate_model(
         f"{name}: {split} accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
         f"macro F1 {metrics['macro_f1']:.4f}{auc} on {metrics['n_test']} {dataset} images"
     )
-    return metrics
+    return {"metrics": metrics, "info": info, "per_class": per_class}

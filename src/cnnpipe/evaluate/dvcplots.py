@@ -6,7 +6,10 @@
 * ``roc.csv`` — ``fpr,tpr,threshold`` from scikit-learn's ``roc_curve`` on the positive-class
   probability (multiclass models: micro-averaged one-vs-rest), for the ``simple``/``linear``
   template with ``x: fpr``, ``y: tpr``. scikit-learn's first threshold is +inf (no image
-  predicted positive); it is written as 1.0, so every value is a plain number.
+  predicted positive); it is written as 1.0, so every value is a plain number;
+* ``per_class.csv`` — ``class,precision,recall,f1,support``, one row per class in class
+  order, for the project's ``per_class`` template (``.dvc/plots/per_class.json``: grouped
+  horizontal bars) with ``y: class``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
@@ -62,3 +65,13 @@ def write_roc_csv(path: str | os.PathLike, labels: Sequence[int] | np.ndarray, s
         writer.writerow(["fpr", "tpr", "threshold"])
         for row in points:
             writer.writerow([_num(v) for v in row])
+
+
+def write_per_class_csv(path: str | os.PathLike, scores: Mapping[str, Mapping[str, float | int]]) -> None:
+    """Write ``class,precision,recall,f1,support`` rows from :func:`~cnnpipe.evaluate.metrics.per_class_scores`."""
+    columns = ("precision", "recall", "f1", "support")
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["class", *columns])
+        for name, row in scores.items():
+            writer.writerow([name, *(row[c] for c in columns)])

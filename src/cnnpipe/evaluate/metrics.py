@@ -1,4 +1,4 @@
-"""Test-split metrics from model outputs: accuracy, loss, macro F1, per-class scores, ROC-AUC.
+"""Test-split metrics from model outputs: accuracy, loss, macro F1, ROC-AUC, per-class scores.
 
 Conventions shared by evaluation, the DVC plot files and the figures:
 
@@ -68,28 +68,7 @@ def positive_scores(probs: np.ndarray) -> np.ndarray:
     return probs if is_binary(probs) else probs[:, 1]
 
 
-def compute_metrics(
-    labels: Sequence[int] | np.ndarray,
-    probs: np.ndarray,
-    classes: Sequence[str],
-    *,
-    loss: float | None = None,
-) -> dict[str, Any]:
-    """Metrics of predictions ``probs`` (see the module docstring) against integer ``labels``.
-
-    Returns ``{"accuracy", "loss", "macro_f1", ["roc_auc",] "n_test", "per_class"}`` where
-    ``per_class`` maps each class name to ``{"precision", "recall", "f1", "support"}``
-    (scikit-learn, ``zero_division=0``; every class counts in the macro average, even one
-    absent from the split). ``roc_auc`` is present for binary probabilities only: scikit-learn's
-    ``roc_auc_score`` on the positive-class probability, or None when the split holds a single
-    class. ``loss`` defaults to the mean negative log-probability of the true class (clipped
-    at 1e-15); pass the logit-based value from :func:`mean_loss` when the logits are at hand.
-    Floats are rounded to 6 decimals.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    probs = np.asarray(probs, dtype=np.float64)
-    classes = list(classes)
-    k = len(classes)
+def _check_predictions(labels: np.ndarray, probs: np.ndarray, k: int) -> None:
     binary = is_binary(probs)
     if len(probs) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(probs)} predictions")
@@ -102,6 +81,29 @@ def compute_metrics(
     if labels.min() < 0 or labels.max() >= k:
         raise ValueError(f"labels range {labels.min()}..{labels.max()} but there are {k} classes")
 
+
+def compute_metrics(
+    labels: Sequence[int] | np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+    *,
+    loss: float | None = None,
+) -> dict[str, float | int]:
+    """The headline metrics of predictions ``probs`` (see the module docstring) against ``labels``.
+
+    Returns numbers only, the columns a comparison of runs reads: ``accuracy``, ``loss``,
+    ``macro_f1`` (every class counts, even one absent from the split), ``roc_auc`` (binary
+    models only: scikit-learn's ``roc_auc_score`` on the positive-class probability; left out
+    when the split holds a single class) and ``n_test``. ``loss`` defaults to the mean
+    negative log-probability of the true class (clipped at 1e-15); pass the logit-based value
+    from :func:`mean_loss` when the logits are at hand. Floats are rounded to 6 decimals.
+    Per-class scores are :func:`per_class_scores`.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    k = len(classes)
+    _check_predictions(labels, probs, k)
+    binary = is_binary(probs)
     predicted, _ = predicted_classes(probs)
     if loss is None:
         if binary:
@@ -111,19 +113,32 @@ def compute_metrics(
         loss = float(-np.log(np.clip(p_true, 1e-15, 1.0)).mean())
 
     ids = list(range(k))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=ids, zero_division=0
-    )
-    metrics: dict[str, Any] = {
+    metrics: dict[str, float | int] = {
         "accuracy": _round(np.mean(predicted == labels)),
         "loss": _round(loss),
         "macro_f1": _round(f1_score(labels, predicted, labels=ids, average="macro", zero_division=0)),
     }
-    if binary:
-        both = len(np.unique(labels)) == 2
-        metrics["roc_auc"] = _round(roc_auc_score(labels, probs)) if both else None
+    if binary and len(np.unique(labels)) == 2:
+        metrics["roc_auc"] = _round(roc_auc_score(labels, probs))
     metrics["n_test"] = len(labels)
-    metrics["per_class"] = {
+    return metrics
+
+
+def per_class_scores(
+    labels: Sequence[int] | np.ndarray, probs: np.ndarray, classes: Sequence[str]
+) -> dict[str, dict[str, float | int]]:
+    """Class name → ``{"precision", "recall", "f1", "support"}`` (scikit-learn, ``zero_division=0``).
+
+    Floats are rounded to 6 decimals; a class absent from the split scores 0 with support 0.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    _check_predictions(labels, probs, len(classes))
+    predicted, _ = predicted_classes(probs)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=list(range(len(classes))), zero_division=0
+    )
+    return {
         name: {
             "precision": _round(precision[i]),
             "recall": _round(recall[i]),
@@ -132,4 +147,3 @@ def compute_metrics(
         }
         for i, name in enumerate(classes)
     }
-    return metrics
