@@ -96,6 +96,9 @@ def test_training_learns_and_writes_every_output(toy_root):
     for metric in METRICS:
         rows = live[metric].splitlines()
         assert rows[0] == f"step\t{metric.split('/')[-1]}" and len(rows) == 5
+        assert [int(row.split("\t")[0]) for row in rows[1:]] == [1, 2, 3, 4]  # step = epoch
+    summary = json.loads((toy_root / "dvclive" / NAME / "metrics.json").read_text())
+    assert set(summary) == {"train", "val"} and set(summary["val"]) == {"loss", "acc"}  # no step column
     assert float(live["val/acc"].splitlines()[-1].split("\t")[1]) == history[-1]["val_acc"]
     png = toy_root / "plots" / NAME / "augmentation.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -35,7 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cnnpipe import __version__ as _pkg_version
-from cnnpipe.data.sources import get_source
+from cnnpipe.data.sources import LOCAL_SETS, get_source
 from cnnpipe.errors import DownloadError, ParamError
 from cnnpipe.fileio import atomic_file
 
@@ -561,3 +561,51 @@ def fetch_dataset(
             )
         )
     return paths
+
+
+def fetch_local_set(
+    name: str,
+    path: str | os.PathLike,
+    dest: Path,
+    final_dir: Path,
+    mirror: str | None = None,
+    *,
+    log: Log = print,
+) -> Path:
+    """Provide the local set ``name`` (see ``LOCAL_SETS``) for its prepare stage; return its path.
+
+    ``path`` is ``datasets.<name>.path``. When it lies inside ``final_dir`` (the stage
+    output, ``data/raw/<name>``, the default) the set's file is copied there from
+    ``mirror`` — verified against the mirror's ``MD5SUMS`` when it has one — into the
+    temporary directory ``dest``. Any other path is the user's own copy: it must exist,
+    and ``dest`` only records where it is (the prepare stage tracks its content). Either
+    failure is one line naming ``datasets.<name>.path``.
+    """
+    key = f"datasets.{name}.path"
+    filename = LOCAL_SETS[name]
+    user_path = Path(path)
+    how = f"point it at your ImageFolder zip or folder (dvc exp run -S {key}=PATH)"
+    if user_path.resolve().is_relative_to(Path(final_dir).resolve()):
+        if mirror is None:
+            raise ParamError(
+                f"{key}: {path} comes from data.mirror, which is not set ({name} has no public "
+                f"download); {how}, or set data.mirror to a mirror holding {name}/{filename}"
+            )
+        _check_mirror(mirror)
+        manifest = read_manifest(mirror) or {}
+        label = f"{name}/{filename}"
+        origin = "mirror manifest's"
+        download_file(
+            (mirror_url(mirror, name, filename),),
+            Path(dest) / filename,
+            manifest.get(label),
+            log=log,
+            checksum_origin=origin,
+            label=label,
+        )
+        return Path(final_dir) / filename
+    if not user_path.exists():
+        raise ParamError(f"{key}: {path} does not exist; {how}")
+    (Path(dest) / "source.txt").write_text(f"{user_path.resolve()}\n")
+    log(f"{name}: using your set at {user_path} ({key})")
+    return user_path

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cnnpipe.data.sources import SOURCES
+from cnnpipe.data.sources import LOCAL_SETS, SOURCES
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.fileio import atomic_file, atomic_write_bytes
 
@@ -57,10 +57,6 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "sea": {"train": 175, "test": 50},
 }
 """Images per dataset and split written when no override is given."""
-
-LOCAL_SETS = {"sea": "sea_creatures.zip"}
-"""Sample sets with no upstream download: ImageFolder zips a user would bring themselves
-(SPEC's 5-class sea-creature set, 175 train / 50 test images of 100×100)."""
 
 MD5SUMS = "MD5SUMS"
 

@@ -139,6 +139,12 @@ SOURCES: dict[str, DatasetSource] = {
 }
 
 
+#: Sets with no public download, by the file name a mirror holds them under
+#: (``<mirror>/<name>/<file>``): the notebook's 5-class sea-creature set. Its files come from
+#: ``data.mirror`` (the sample mirror has one) or from the user's copy at ``datasets.<name>.path``.
+LOCAL_SETS: dict[str, str] = {"sea": "sea_creatures.zip"}
+
+
 def get_source(name: str) -> DatasetSource:
     """Return the registry entry for ``name`` or fail naming the known datasets."""
     try:

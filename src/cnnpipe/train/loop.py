@@ -181,9 +181,25 @@ def _open_live(live_dir: Path, history: list[dict[str, Any]]):
     writes, so the curves of a resumed run match an uninterrupted one row for row.
     """
     from dvclive import Live  # imports DVC: keep it off the module import path
+    from dvclive.plots import NumpyEncoder
+    from dvclive.serialize import dump_json
+
+    class EpochLive(Live):
+        """dvclive whose step is the epoch (from 1) and whose summary is the last epoch's
+        train and validation loss and accuracy alone.
+
+        dvclive counts steps from 0 and puts ``step`` and every logged value (``lr`` too) in
+        ``metrics.json``; here the curves' x axis reads as epochs and `dvc exp show` gets
+        four columns per model from this file. The ``lr`` history stays in ``plots/``.
+        """
+
+        def make_summary(self):
+            summary = {key: self.summary[key] for key in ("train", "val") if key in self.summary}
+            dump_json(summary, self.metrics_file, cls=NumpyEncoder)
 
     shutil.rmtree(live_dir, ignore_errors=True)
-    live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
+    live = EpochLive(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
+    live.step = 1
     for entry in history:
         _log_live(live, entry)
     return live
