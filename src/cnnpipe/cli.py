@@ -3,6 +3,7 @@
 cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
 cnnpipe info [--prepared data/prepared] [--stats data/stats]
 cnnpipe check-metrics [--floors FILE] [--baseline REV] [--tolerance [METRIC=]DELTA ...]
+cnnpipe compare [MODEL ...] [--sort-by COLUMN] [--rev REV ... | --all]
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ def _cmd_check_metrics(args: argparse.Namespace) -> None:
         raise CnnpipeError("; ".join(problems))
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from cnnpipe.compare import compare
+
+    print(compare(args.models, revs=args.rev or (), all_commits=args.all, sort_by=args.sort_by))
+
+
 def _model_file(model: str) -> Path:
     """A model name (``mnist_cnn`` → models/mnist_cnn/model.pt) or a path to a model.pt."""
     path = Path(model)
@@ -209,6 +216,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)
     gate.set_defaults(func=_cmd_check_metrics)
+
+    compare = sub.add_parser(
+        "compare",
+        help="one markdown table of the DVC experiments: the params that differ and the test metrics",
+    )
+    compare.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="models whose metrics (accuracy, loss, macro_f1, roc_auc) and params to show "
+        "(default: the accuracy of every model with metrics, and every param that differs)",
+    )
+    compare.add_argument(
+        "--sort-by",
+        metavar="COLUMN",
+        help="order the rows by a column: metrics best first (e.g. accuracy), params ascending",
+    )
+    compare.add_argument(
+        "--rev",
+        action="append",
+        metavar="REV",
+        help="experiments derived from this commit instead of HEAD (repeatable)",
+    )
+    compare.add_argument(
+        "--all", action="store_true", help="experiments derived from every commit (overrides --rev)"
+    )
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 
