@@ -149,6 +149,19 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
     print(f"suggested learning rate: {result.suggestion:.3g} (plot: {plot}); weights were restored")
 
 
+def _cmd_plot_defs(args: argparse.Namespace) -> None:
+    from cnnpipe import plotdefs
+    from cnnpipe.params import load_params
+
+    models = list(load_params().get("models") or {})
+    if not args.write:
+        print(plotdefs.plots_block(models), end="")
+    elif plotdefs.write_plots_block(args.dvc_yaml, models):
+        print(f"{args.dvc_yaml}: learning-curve plots rewritten for {len(models)} models")
+    else:
+        print(f"{args.dvc_yaml}: learning-curve plots already match params.yaml's {len(models)} models")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cnnpipe`` command."""
     parser = argparse.ArgumentParser(prog="cnnpipe", description=__doc__.splitlines()[0])
@@ -216,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)
     gate.set_defaults(func=_cmd_check_metrics)
+
+    defs = sub.add_parser(
+        "plot-defs", help="print (or --write into dvc.yaml) the learning-curve plots of every model"
+    )
+    defs.add_argument("--write", action="store_true", help="rewrite dvc.yaml's generated plots block")
+    defs.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
+    defs.set_defaults(func=_cmd_plot_defs)
 
     compare = sub.add_parser(
         "compare",

@@ -76,7 +76,12 @@ def test_absent_class_scores_zero_and_counts_in_macro():
     labels = np.array([0, 0, 1, 1])
     probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]])
     m = compute_metrics(labels, probs, ["x", "y", "z"])
-    assert per_class_scores(labels, probs, ["x", "y", "z"])["z"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert per_class_scores(labels, probs, ["x", "y", "z"])["z"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+    }
     expected = f1_score(labels, probs.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0)
     assert m["macro_f1"] == pytest.approx(expected, abs=1e-6)
 

@@ -163,7 +163,9 @@ def _assert_written_once(root: Path, output: str, writes: dict[str, list[str]]) 
     assert set(metrics) == {"train", "val"}
     assert metrics["val"]["acc"] == pytest.approx(_history(root)[-1]["val_acc"])
     rows = (root / "dvclive" / NAME / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
-    assert rows[0] == "step\tloss" and [r.split("\t")[0] for r in rows[1:]] == [str(s) for s in range(1, EPOCHS + 1)]
+    assert rows[0] == "step\tloss" and [r.split("\t")[0] for r in rows[1:]] == [
+        str(s) for s in range(1, EPOCHS + 1)
+    ]
 
 
 def test_two_gloo_processes_match_a_single_process_run(tmp_path):

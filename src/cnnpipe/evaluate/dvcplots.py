@@ -68,7 +68,7 @@ def write_roc_csv(path: str | os.PathLike, labels: Sequence[int] | np.ndarray, s
 
 
 def write_per_class_csv(path: str | os.PathLike, scores: Mapping[str, Mapping[str, float | int]]) -> None:
-    """Write ``class,precision,recall,f1,support`` rows from :func:`~cnnpipe.evaluate.metrics.per_class_scores`."""
+    """Write ``class,precision,recall,f1,support`` rows, as :func:`.metrics.per_class_scores` gives them."""
     columns = ("precision", "recall", "f1", "support")
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

@@ -12,7 +12,6 @@ Conventions shared by evaluation, the DVC plot files and the figures:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
