@@ -1,8 +1,8 @@
 """dvc stage `evaluate@<model>`: test-split metrics, DVC plot data and figures of a trained model.
 
 Reads: models.<model>.dataset, evaluate.batch_size, evaluate.grid_images, evaluate.worst_images,
-run.device. Writes metrics/<model>.json, plots/<model>/predictions.csv, plots/<model>/roc.csv
-(binary models) and plots/<model>/figures/*.png (see cnnpipe.evaluate).
+run.device. Writes metrics/<model>.json (numbers only), metrics/<model>.info.json,
+plots/<model>/{predictions,roc,per_class}.csv and plots/<model>/figures/*.png (see cnnpipe.evaluate).
 """
 
 import argparse

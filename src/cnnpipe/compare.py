@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from cnnpipe.dvccli import dvc_json
 from cnnpipe.errors import CnnpipeError
 from cnnpipe.gate import metric_direction
 
@@ -70,17 +69,9 @@ class Row:
 
 def exp_show(revs: Sequence[str] = (), all_commits: bool = False, cwd: str | None = None) -> list[dict]:
     """Run ``dvc exp show --json`` and return its parsed output (a list of baseline states)."""
-    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
-    cmd += ["--all-commits"] if all_commits else [arg for rev in revs for arg in ("--rev", rev)]
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    if result.returncode != 0:
-        reason = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
-        raise CnnpipeError(f"`dvc exp show` failed: {reason.removeprefix('ERROR: ')}")
-    try:
-        return json.loads(result.stdout or "[]")
-    except json.JSONDecodeError as exc:
-        raise CnnpipeError(f"`dvc exp show --json` printed something that is not JSON: {exc}") from None
+    args = ["exp", "show", "--json"]
+    args += ["--all-commits"] if all_commits else [arg for rev in revs for arg in ("--rev", rev)]
+    return dvc_json(args, cwd=cwd, empty=[])
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

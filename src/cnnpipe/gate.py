@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from cnnpipe.errors import CnnpipeError, ParamError
+from cnnpipe.dvccli import dvc_json
+from cnnpipe.errors import ParamError
 
 
 @dataclass
@@ -173,22 +173,7 @@ def dvc_metrics_diff(rev: str, *, cwd: str | Path | None = None) -> dict[str, di
     come dotted (``per_class.cat.f1``).
     """
     _git_commit(rev, cwd)
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "metrics", "diff", rev, "--all", "--json"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    if result.returncode != 0:
-        reason = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
-        raise CnnpipeError(f"`dvc metrics diff {rev}` failed: {reason.removeprefix('ERROR: ')}")
-    try:
-        return json.loads(result.stdout or "{}")
-    except json.JSONDecodeError as exc:
-        raise CnnpipeError(
-            f"`dvc metrics diff {rev} --json` printed something that is not JSON: {exc}"
-        ) from None
+    return dvc_json(["metrics", "diff", rev, "--all", "--json"], cwd=cwd, empty={})
 
 
 def _number(value: object) -> float | None:

@@ -16,6 +16,7 @@ from cnnpipe.data.fetch import (
     MANIFEST_NAME,
     download_file,
     fetch_dataset,
+    fetch_local_set,
     mirror_url,
     read_manifest,
 )
@@ -556,3 +557,49 @@ def test_fetch_dataset_upstream_warns_about_missing_checksums(server: _Server, t
     assert paths[0].read_bytes() == PAYLOAD
     assert "toy/a.zip: no published checksum; not verified — dvc.lock pins the downloaded file" in log
     assert not log.has("trusting")
+
+
+# ---------------------------------------------------------------------------- local sets (sea)
+
+
+def _sea_mirror(root: Path, payload: bytes, listed_md5: str) -> Path:
+    mirror = root / "mirror"
+    (mirror / "sea").mkdir(parents=True)
+    (mirror / "sea" / "sea_creatures.zip").write_bytes(payload)
+    (mirror / MANIFEST_NAME).write_text(f"{listed_md5}  sea/sea_creatures.zip\n")
+    return mirror
+
+
+def test_local_set_default_path_comes_from_the_mirror_verified(tmp_path) -> None:
+    mirror = _sea_mirror(tmp_path, PAYLOAD, PAYLOAD_MD5)
+    final, dest = tmp_path / "data/raw/sea", tmp_path / "tmp"
+    dest.mkdir()
+    got = fetch_local_set(
+        "sea", final / "sea_creatures.zip", dest, final, mirror=str(mirror), log=lambda _: None
+    )
+    assert got == final / "sea_creatures.zip" and (dest / "sea_creatures.zip").read_bytes() == PAYLOAD
+    corrupt = _sea_mirror(tmp_path / "bad", OTHER, PAYLOAD_MD5)
+    (tmp_path / "tmp2").mkdir()
+    with pytest.raises(DownloadError, match=r"sea/sea_creatures\.zip"):
+        fetch_local_set("sea", final / "sea_creatures.zip", tmp_path / "tmp2", final, mirror=str(corrupt))
+    assert not list((tmp_path / "tmp2").iterdir())
+
+
+def test_local_set_without_mirror_or_path_names_the_key(tmp_path) -> None:
+    final = tmp_path / "data/raw/sea"
+    with pytest.raises(ParamError) as no_mirror:
+        fetch_local_set("sea", final / "sea_creatures.zip", tmp_path, final, mirror=None)
+    message = str(no_mirror.value)
+    assert message.startswith("datasets.sea.path: ") and "data.mirror" in message and "\n" not in message
+    with pytest.raises(ParamError, match=r"^datasets\.sea\.path: /no/such\.zip does not exist; point it at"):
+        fetch_local_set("sea", "/no/such.zip", tmp_path, final, mirror=str(tmp_path))
+
+
+def test_local_set_users_own_copy_is_recorded_not_copied(tmp_path) -> None:
+    own = tmp_path / "my_sea.zip"
+    own.write_bytes(PAYLOAD)
+    dest = tmp_path / "tmp"
+    dest.mkdir()
+    got = fetch_local_set("sea", own, dest, tmp_path / "data/raw/sea", mirror=None, log=lambda _: None)
+    assert got == own and [p.name for p in dest.iterdir()] == ["source.txt"]
+    assert (dest / "source.txt").read_text().strip() == str(own.resolve())
