@@ -18,13 +18,13 @@ def test_dvc_yaml_draws_train_and_validation_curves_of_every_model_on_one_chart(
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     assert plots == learning_curve_plots(_models()), "run `cnnpipe plot-defs --write`"
     by_id = {name: spec for entry in plots for name, spec in entry.items()}
-    loss = by_id["loss@mnist_cnn"]
+    loss = by_id["plots/mnist_cnn/loss"]
     assert loss["y"] == {
         "dvclive/mnist_cnn/plots/metrics/train/loss.tsv": "loss",
         "dvclive/mnist_cnn/plots/metrics/val/loss.tsv": "loss",
     }
     assert loss["title"].startswith("mnist_cnn: ") and loss["x_label"] == "epoch"
-    assert set(by_id) == {f"{kind}@{m}" for m in _models() for kind in ("loss", "accuracy")}
+    assert set(by_id) == {f"plots/{m}/{kind}" for m in _models() for kind in ("loss", "accuracy")}
 
 
 def test_write_rewrites_only_the_generated_block(tmp_path):
@@ -35,4 +35,4 @@ def test_write_rewrites_only_the_generated_block(tmp_path):
     assert write_plots_block(dvc_yaml, [*_models(), "my_cnn"])
     after = yaml.safe_load(dvc_yaml.read_text())
     assert after["stages"] == yaml.safe_load(before)["stages"]
-    assert {"loss@my_cnn", "accuracy@my_cnn"} <= {k for entry in after["plots"] for k in entry}
+    assert {"plots/my_cnn/loss", "plots/my_cnn/accuracy"} <= {k for entry in after["plots"] for k in entry}

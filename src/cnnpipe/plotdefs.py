@@ -3,7 +3,9 @@
 DVC draws a stage's plot files one chart per file, so dvclive's ``train/loss.tsv`` and
 ``val/loss.tsv`` would land on separate charts. A top-level plot with a ``y`` mapping over
 both files puts them on one; top-level plots have no ``foreach``, so dvc.yaml lists two per
-model of params.yaml, ``loss@<model>`` and ``accuracy@<model>``, written by this module:
+model of params.yaml, ``plots/<model>/loss`` and ``plots/<model>/accuracy``, written by this
+module. Their ids sit beside the model's other plots, so the regular expression
+``dvc plots show 'plots/<model>/.*'`` selects one model's charts and figures, and no other's:
 
     cnnpipe plot-defs --write     # after adding a model to params.yaml
 
@@ -32,7 +34,7 @@ def learning_curve_plots(models: Iterable[str]) -> list[dict[str, Any]]:
         for name, field, label in _CURVES:
             plots.append(
                 {
-                    f"{name}@{model}": {
+                    f"plots/{model}/{name}": {
                         "template": "linear",
                         "x": "step",
                         "y": {f"{base}/train/{field}.tsv": field, f"{base}/val/{field}.tsv": field},
@@ -49,8 +51,8 @@ def plots_block(models: Iterable[str]) -> str:
     """The text of dvc.yaml's generated top-level ``plots:`` block, marker line first."""
     body = yaml.safe_dump({"plots": learning_curve_plots(models)}, sort_keys=False, width=120)
     return (
-        f"{MARKER} (loss@<model>, accuracy@<model>), one pair per\n"
-        "# entry of `models:` in params.yaml. Generated: `cnnpipe plot-defs --write` rewrites it.\n" + body
+        f"{MARKER} (plots/<model>/loss, plots/<model>/accuracy),\n# one pair per"
+        " entry of `models:` in params.yaml. Generated: `cnnpipe plot-defs --write` rewrites it.\n" + body
     )
 
 
