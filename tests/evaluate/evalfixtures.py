@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,9 @@ def write_history(root: Path, name: str, epochs: int = 4) -> None:
                 value = 1.0 / (step + 1) if metric == "loss" else 0.5 + 0.1 * step
                 rows.append(f"{1700000000000 + step}\t{step}\t{value}")
             path.write_text("\n".join(rows) + "\n")
+    last = {"loss": 1.0 / epochs, "acc": 0.5 + 0.1 * (epochs - 1)}
+    summary = {"train": last, "val": {"loss": last["loss"] + 0.25, "acc": last["acc"] - 0.05}}
+    (root / "dvclive" / name / "metrics.json").write_text(json.dumps(summary))
 
 
 def make_params(batch_size: int = 16) -> dict:

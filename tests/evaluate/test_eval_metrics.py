@@ -42,7 +42,7 @@ def test_multiclass_metrics_match_sklearn():
     assert m["macro_f1"] == pytest.approx(f1_score(labels, pred, average="macro"), abs=1e-6)
     expected_loss = F.cross_entropy(torch.tensor(logits), torch.tensor(labels)).item()
     assert m["loss"] == pytest.approx(expected_loss, abs=1e-6)
-    assert m["n_test"] == 200 and "roc_auc" not in m
+    assert set(m) == {"accuracy", "loss", "macro_f1"}  # no ROC-AUC for a multiclass model
     assert all(isinstance(v, (int, float)) for v in m.values())  # numbers only
     p, r, f, s = precision_recall_fscore_support(labels, pred)
     per_class = per_class_scores(labels, probs, CLASSES)

@@ -77,12 +77,15 @@ def test_multiclass_outputs_match_independent_computation(project, params):
     saved = json.loads((project / "metrics" / "tiny.json").read_text())
     assert saved == result["metrics"]
     # numbers only, the columns a comparison reads; names go to the info file
-    assert list(saved) == ["accuracy", "loss", "macro_f1", "n_test"]
+    assert list(saved) == ["accuracy", "loss", "macro_f1", "train", "val"]
+    # the last epoch's train and validation numbers, from dvclive's summary, beside the test ones
+    summary = json.loads((project / "dvclive" / "tiny" / "metrics.json").read_text())
+    assert (saved["train"], saved["val"]) == (summary["train"], summary["val"])
     info = json.loads((project / "metrics" / "tiny.info.json").read_text())
     assert info == result["info"] == {
-        "model": "tiny", "dataset": "syn3", "split": "test", "classes": ["cat", "dog", "bird"],
+        "model": "tiny", "dataset": "syn3", "split": "test", "n_test": 40, "classes": ["cat", "dog", "bird"],
     }  # fmt: skip
-    assert saved["n_test"] == len(labels) == 40
+    assert len(labels) == 40
     assert saved["accuracy"] == pytest.approx(accuracy_score(labels, pred), abs=1e-6)
     assert saved["macro_f1"] == pytest.approx(
         f1_score(labels, pred, average="macro", labels=[0, 1, 2], zero_division=0), abs=1e-6
@@ -156,7 +159,7 @@ def test_mlp_skips_conv_figures(project, params):
     text = "\n".join(lines)
     assert "skipping the filters figure" in text and "skipping the feature-maps figure" in text
     assert "skipping learning curves" in text
-    assert metrics["n_test"] == 40
+    assert set(metrics) == {"accuracy", "loss", "macro_f1"}  # no dvclive summary for this model
 
 
 def test_evaluation_is_reproducible(project):
@@ -196,7 +199,7 @@ def test_falls_back_to_validation_without_test_split(project, params):
     make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16), n_test=0)
     lines, log = _log()
     result = evaluate_model("tiny", params, root=project, log=log)
-    assert result["info"]["split"] == "valid" and result["metrics"]["n_test"] == 8
+    assert result["info"]["split"] == "valid" and result["info"]["n_test"] == 8
     assert any("no test split" in line for line in lines)
 
 

@@ -258,7 +258,7 @@ def test_transfer_model_trains_evaluates_and_reloads_offline(tmp_path, monkeypat
     summary = train_model("tl", params, root=tmp_path, log=lambda _: None)
     assert len(summary["history"]) == 1 and np.isfinite(summary["history"][0]["train_loss"])
     result = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
-    assert result["info"]["backbone_weights"] == "IMAGENET1K_V1" and result["metrics"]["n_test"] == 6
+    assert result["info"]["backbone_weights"] == "IMAGENET1K_V1" and result["info"]["n_test"] == 6
     assert (tmp_path / "plots" / "tl" / "figures" / "confusion_matrix.png").exists()
 
     # the bundle holds every weight: it reloads without the weights file or a download

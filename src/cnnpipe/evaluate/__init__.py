@@ -19,13 +19,15 @@ bundle's eval transform and normalization, and writes (each file atomically)::
 
 The figures directory is replaced as a whole, so figures of an earlier run never linger.
 
-The metrics file holds numbers only, the columns `dvc exp show` compares: ``accuracy``,
-``loss`` (mean cross-entropy, or binary cross-entropy for a single-logit model),
-``macro_f1``, ``roc_auc`` (binary models only; left out when the split holds one class)
-and ``n_test`` (images evaluated). Floats are rounded to 6 decimals. The info file names
-what was measured: ``model``, ``dataset``, ``split``, ``classes`` and, for transfer models,
-``backbone_weights`` (the torchvision weights the backbone started from, or
-``none (random init)``). ``split`` is ``test``, except for datasets published without a
+The metrics file holds numbers only, the columns `dvc exp show` compares: the test split's
+``accuracy``, ``loss`` (mean cross-entropy, or binary cross-entropy for a single-logit model),
+``macro_f1`` and ``roc_auc`` (binary models only; left out when the split holds one class),
+rounded to 6 decimals, then the last training epoch's ``train`` and ``val`` ``loss`` and
+``acc`` from dvclive's ``dvclive/<model>/metrics.json`` (when it exists; rounded alike), so over-fitting
+shows beside the test numbers in one row. The info file names what was measured:
+``model``, ``dataset``, ``split``, ``n_test`` (images evaluated), ``classes`` and, for
+transfer models, ``backbone_weights`` (the torchvision weights the backbone started from,
+or ``none (random init)``). ``split`` is ``test``, except for datasets published without a
 test split (horse_or_human): there the validation split is evaluated instead, ``split``
 says ``valid``, and a log line says so.
 
@@ -34,6 +36,7 @@ Images are processed in split order in fixed-size batches, so the results are re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,7 @@ from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.evaluate import figures
 from cnnpipe.evaluate.dvcplots import write_per_class_csv, write_predictions_csv, write_roc_csv
 from cnnpipe.evaluate.metrics import (
+    DECIMALS,
     compute_metrics,
     mean_loss,
     per_class_scores,
@@ -123,6 +127,18 @@ def _load_eval_split(
             f"{data_dir}/{split} holds {shape}; retrain the model (`dvc repro`)"
         )
     return split, data.images, np.array(data.labels, dtype=np.int64)
+
+
+def _last_epoch(summary_file: Path) -> dict[str, dict[str, float]]:
+    """``{"train": {"loss", "acc"}, "val": {...}}`` of the training summary dvclive wrote, if any."""
+    if not summary_file.is_file():
+        return {}
+    summary = json.loads(summary_file.read_text())
+    return {
+        split: {name: round(float(value), DECIMALS) for name, value in summary[split].items()}
+        for split in ("train", "val")
+        if isinstance(summary.get(split), dict)
+    }
 
 
 def write_figures(
@@ -220,11 +236,12 @@ def evaluate_model(
 
     logits = predict_split(trained, images, batch_size, device, progress=len(labels) > 4 * batch_size)
     probs = probabilities(logits)
-    info: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split}
+    info: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split, "n_test": len(labels)}
     if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
         info["backbone_weights"] = trained.extra["weights"]
     info["classes"] = list(trained.classes)
-    metrics = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
+    metrics: dict[str, Any] = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
+    metrics.update(_last_epoch(root / "dvclive" / name / "metrics.json"))
     per_class = per_class_scores(labels, probs, trained.classes)
     predicted, confidence = predicted_classes(probs)
 
@@ -256,6 +273,6 @@ def evaluate_model(
     auc = f", ROC-AUC {metrics['roc_auc']}" if metrics.get("roc_auc") is not None else ""
     log(
         f"{name}: {split} accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
-        f"macro F1 {metrics['macro_f1']:.4f}{auc} on {metrics['n_test']} {dataset} images"
+        f"macro F1 {metrics['macro_f1']:.4f}{auc} on {info['n_test']} {dataset} images"
     )
     return {"metrics": metrics, "info": info, "per_class": per_class}

@@ -93,7 +93,7 @@ def compute_metrics(
     Returns numbers only, the columns a comparison of runs reads: ``accuracy``, ``loss``,
     ``macro_f1`` (every class counts, even one absent from the split), ``roc_auc`` (binary
     models only: scikit-learn's ``roc_auc_score`` on the positive-class probability; left out
-    when the split holds a single class) and ``n_test``. ``loss`` defaults to the mean
+    when the split holds a single class). ``loss`` defaults to the mean
     negative log-probability of the true class (clipped at 1e-15); pass the logit-based value
     from :func:`mean_loss` when the logits are at hand. Floats are rounded to 6 decimals.
     Per-class scores are :func:`per_class_scores`.
@@ -119,7 +119,6 @@ def compute_metrics(
     }
     if binary and len(np.unique(labels)) == 2:
         metrics["roc_auc"] = _round(roc_auc_score(labels, probs))
-    metrics["n_test"] = len(labels)
     return metrics
 
 
