@@ -180,6 +180,83 @@ def prediction_grid_figure(
     return save_png(fig, path)
 
 
+def before_after_figure(
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """The same images in every row, each row one model's predictions: ``(row label, predicted, confidence)``.
+
+    The true class is written under the last row; each prediction is green when right, red
+    when wrong; a row label counts its right predictions.
+    """
+    count = len(images)
+    if count == 0:
+        return prediction_grid_figure(images, labels, [], [], classes, path, title=title)
+    fig = new_figure(1.8 * count + 1.6, 2.1 * len(rows) + (0.5 if title else 0.0))
+    axes = fig.subplots(len(rows), count, squeeze=False)
+    for r, (name, predicted, confidence) in enumerate(rows):
+        right = 0
+        for i in range(count):
+            ax = axes[r][i]
+            show_image(ax, images[i])
+            ok = int(predicted[i]) == int(labels[i])
+            right += ok
+            ax.set_title(
+                f"pred: {classes[int(predicted[i])]} ({float(confidence[i]):.2f})",
+                color=RIGHT if ok else WRONG,
+                fontsize=8,
+            )
+            if r == len(rows) - 1:
+                ax.set_xlabel(f"true: {classes[int(labels[i])]}", fontsize=8)
+        axes[r][0].set_ylabel(
+            f"{name}\n{right}/{count} right", rotation=0, ha="right", va="center", fontsize=9
+        )
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def positive_class_figure(
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    positive: Sequence[float] | np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """A binary model's view: each image with its ground truth and the probability of ``classes[1]``.
+
+    Captions read ``GT: <class>`` and ``Pr(<positive class>)=<p>%``, green when the prediction
+    (p > 50 %) is right, red when wrong.
+    """
+    count = len(images)
+    if count == 0:
+        return prediction_grid_figure(images, labels, [], [], classes, path, title=title)
+    rows, cols = grid_shape(count)
+    fig = new_figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
+    for i in range(count):
+        ax = axes.flat[i]
+        show_image(ax, images[i])
+        p = float(positive[i])
+        ok = (p > 0.5) == (int(labels[i]) == 1)
+        ax.set_title(
+            f"GT: {classes[int(labels[i])]}\nPr({classes[1]})={100 * p:.0f}%",
+            color=RIGHT if ok else WRONG,
+            fontsize=8,
+        )
+    hide_unused(axes, count)
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
 # --------------------------------------------------------------------------- filters / maps
 
 
