@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("models", nargs="+", metavar="MODEL", help="keys of `models:` in params.yaml")
     summary.add_argument(
-        "--depth", type=int, default=3, help="module nesting shown (default 3; 1 = the top-level blocks)"
+        "--depth", type=int, default=2, help="module nesting shown (default 2; 1 = the top-level blocks)"
     )
     summary.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to read")
     summary.set_defaults(func=_cmd_summary)

@@ -145,13 +145,13 @@ def no_weights(monkeypatch):
 
 
 def test_transfer_model_splits_frozen_backbone_and_trainable_head(capsys, no_weights):
-    text = _summary(capsys, "resnet18_rps", depth=2)
+    text = _summary(capsys, "resnet18_rps", depth=1)
     rows, totals = _parse(text)
     outputs = load_params(PARAMS)["models"]["resnet18_rps"]["arch"]["outputs"]
-    assert rows["net.fc"]["status"] == "trainable" and rows["net.fc"]["params"] == 512 * outputs + outputs
-    assert rows["net.conv1"]["status"] == "frozen" and rows["net.layer4"]["status"] == "frozen"
-    assert rows["net.layer4"]["shape"] == ("N", "512", "7", "7")
-    assert totals["trainable params"] == rows["net.fc"]["params"]
+    assert rows["fc"]["status"] == "trainable" and rows["fc"]["params"] == 512 * outputs + outputs
+    assert rows["conv1"]["status"] == "frozen" and rows["layer4"]["status"] == "frozen"
+    assert rows["layer4"]["shape"] == ("N", "512", "7", "7")
+    assert totals["trainable params"] == rows["fc"]["params"]
     assert totals["frozen params"] == totals["total params"] - totals["trainable params"] > 11_000_000
     assert _leaf_params(rows) == totals["total params"]
     assert "input (N, 3, 224, 224)" in text
@@ -164,9 +164,9 @@ def test_inception_summary_shows_the_auxiliary_head_and_what_trains(capsys, no_w
     hidden = arch["hidden"][0]
     head = (2048 * hidden + hidden) + (hidden * n + n)
     aux = 768 * n + n
-    assert rows["net.AuxLogits.fc"]["status"] == "trainable" and rows["net.AuxLogits.fc"]["params"] == aux
-    assert rows["net.Mixed_7c"]["shape"] == ("N", "2048", "8", "8")
-    assert all(row["status"] in ("frozen", "") for name, row in rows.items() if name.startswith("net.Mixed_"))
+    assert rows["AuxLogits.fc"]["status"] == "trainable" and rows["AuxLogits.fc"]["params"] == aux
+    assert rows["Mixed_7c"]["shape"] == ("N", "2048", "8", "8")
+    assert all(row["status"] in ("frozen", "") for name, row in rows.items() if name.startswith("Mixed_"))
     assert totals["trainable params"] == head + aux
     assert _leaf_params(rows) == totals["total params"]
 

@@ -11,9 +11,10 @@ runs one forward pass on a batch of ``arch.input`` and records each module's out
 parameters. A model with Inception's auxiliary classifier is run in training mode, where that
 head takes part (in eval mode it is skipped); every other model in eval mode.
 
-Per row: the module's qualified name (what ``freeze:`` and ``named_modules()`` call it), its
-type, its output shape with ``N`` for the batch, its parameters (a layer's own; a module shown
-without its children: all of theirs) and whether they are trainable or frozen. Then the totals,
+Per row: the module's qualified name (as ``named_modules()`` calls it; for a transfer model,
+within the torchvision backbone, the names ``arch.freeze`` takes), its type, its output shape
+with ``N`` for the batch, its parameters (a layer's own; a module shown without its children:
+all of theirs) and whether they are trainable or frozen. Then the totals,
 the parameters' size in MB (float32: 4 bytes each) and torchinfo's forward/backward pass
 estimate per image (the outputs of the layers with parameters, twice: once more for their
 gradients).
@@ -30,7 +31,7 @@ import torchinfo
 from torch import nn
 
 from cnnpipe.models.network import build_network
-from cnnpipe.models.transfer import TransferArch
+from cnnpipe.models.transfer import TransferArch, TransferNet
 from cnnpipe.train.config import parse_config
 
 BATCH = 2  # a batch of two: BatchNorm in training mode needs more than one value per channel
@@ -96,23 +97,30 @@ def build_for_summary(name: str, params: Mapping[str, Any]) -> tuple[nn.Module, 
 
 
 def summarize(
-    model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model", depth: int = 3, mode: str = "eval"
+    model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model", depth: int = 2, mode: str = "eval"
 ) -> ModelSummary:
-    """Run torchinfo on ``model`` (any device; meta is fastest) for inputs of ``input_shape``."""
+    """Run torchinfo on ``model`` (any device; meta is fastest) for inputs of ``input_shape``.
+
+    A transfer model's wrapper is left out: rows are the torchvision backbone's modules, named
+    as ``arch.freeze`` names them (``Mixed_7c``, ``fc``), its top-level blocks at depth 1.
+    """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     stats = torchinfo.summary(
         model,
         input_data=torch.empty(BATCH, *input_shape, device=device),
-        depth=depth,
+        depth=depth + 1,
         mode=mode,
         verbose=0,
     )
-    names = {id(module): qualified for qualified, module in model.named_modules()}
+    backbone = model.net if isinstance(model, TransferNet) else None
+    shift = 1 if backbone is not None else 0
+    names = {id(module): qualified for qualified, module in (backbone or model).named_modules()}
     rows = []
     for layer in stats.summary_list:
-        if layer.depth == 0 or layer.depth > depth:
+        level = layer.depth - shift
+        if level < 1 or level > depth:
             continue
-        shows_children = not layer.is_leaf_layer and layer.depth < depth
+        shows_children = not layer.is_leaf_layer and level < depth
         if layer.is_recursive:
             params: int | None = 0
         elif shows_children:
@@ -126,7 +134,7 @@ def summarize(
             LayerRow(
                 name=names.get(id(layer.module), layer.var_name),
                 kind=layer.class_name,
-                depth=layer.depth,
+                depth=level,
                 shape=("N", *shape[1:]) if shape else (),
                 params=params,
                 trainable=max(trainable, 0),
@@ -138,7 +146,7 @@ def summarize(
     param_bytes = sum(p.numel() * p.element_size() for p in unique)
     return ModelSummary(
         name=name,
-        model_type=type(model).__name__,
+        model_type=type(model).__name__ if backbone is None else f"{type(backbone).__name__} with a new head",
         input_shape=tuple(input_shape),
         mode=mode,
         rows=tuple(rows),
@@ -150,7 +158,7 @@ def summarize(
     )
 
 
-def model_summary(name: str, params: Mapping[str, Any], *, depth: int = 3) -> ModelSummary:
+def model_summary(name: str, params: Mapping[str, Any], *, depth: int = 2) -> ModelSummary:
     """The summary of ``models.<name>`` in ``params`` (see the module docstring)."""
     model, input_shape, mode = build_for_summary(name, params)
     return summarize(model, input_shape, name=name, depth=depth, mode=mode)
