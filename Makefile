@@ -58,6 +58,7 @@ demo: install
 	@echo
 	@echo "Prepared arrays: data/prepared/<dataset>/  statistics: data/stats/<dataset>.json"
 	@echo "Metrics: metrics/<model>.json  figures: plots/<model>/figures/*.png  (dvc plots show)"
+	@echo "Dataset pictures: plots/datasets/<dataset>/*.png  layer tables: cnnpipe summary <model>"
 	@echo "The run is recorded as a DVC experiment: dvc exp show"
 
 # pytest exits 5 when it collected no test: treated as a failure.

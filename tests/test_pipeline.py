@@ -187,6 +187,33 @@ def test_plots_show_renders_curves_and_confusion_matrices(demo_repo, tmp_path):
     assert "cdn.jsdelivr" not in html  # the vendored scripts, inlined: it renders offline
 
 
+@pytest.mark.slow
+def test_plots_show_has_the_dataset_pictures_and_augmentation_galleries(demo_repo, tmp_path):
+    """README "What a CNN does": every dataset's explore figures and every model's gallery are plots."""
+    repo, env, _ = demo_repo
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    for dataset in DATASETS:
+        for name in ("gallery.png", "filters.png", "convolution.png"):
+            path = repo / "plots" / "datasets" / dataset / name
+            assert path.stat().st_size > 10_000, path
+            assert f"plots/datasets/{dataset}/{name}" in html, (dataset, name)
+    for model in MODELS:
+        assert f"plots/{model}/augmentation.png" in html, model
+        figures = repo / "plots" / model / "figures"
+        assert (figures / "before_after.png").is_file(), model
+    for model in ("smile_cnn", "horses_cnn", "horses_cnn_aug"):  # the binary models
+        assert (repo / "plots" / model / "figures" / "positive_class.png").is_file(), model
+
+
+@pytest.mark.slow
+def test_summary_of_every_model_in_the_demo_repo(demo_repo):
+    repo, env, _ = demo_repo
+    output = run(["cnnpipe", "summary", *MODELS, "--depth", "1"], repo, env)
+    assert output.count("total params:") == len(MODELS)
+    assert "total params:      333,898" in output  # fashion_cnn, SPEC
+
+
 def _metric_columns(csv_header: str) -> dict[str, list[str]]:
     """Metric columns of `dvc exp show --csv` per model: {model: [column, ...]}."""
     per_model: dict[str, list[str]] = {}

@@ -4,6 +4,7 @@ cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
 cnnpipe info [--prepared data/prepared] [--stats data/stats]
 cnnpipe check-metrics [--floors FILE] [--baseline REV] [--tolerance [METRIC=]DELTA ...]
 cnnpipe compare [MODEL ...] [--sort-by COLUMN] [--rev REV ... | --all]
+cnnpipe summary MODEL [MODEL ...] [--depth N]
 """
 
 from __future__ import annotations
@@ -162,6 +163,14 @@ def _cmd_plot_defs(args: argparse.Namespace) -> None:
         print(f"{args.dvc_yaml}: learning-curve plots already match params.yaml's {len(models)} models")
 
 
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from cnnpipe.models.summary import format_summary, model_summary
+    from cnnpipe.params import load_params
+
+    values = load_params(args.params)
+    print("\n\n".join(format_summary(model_summary(name, values, depth=args.depth)) for name in args.models))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cnnpipe`` command."""
     parser = argparse.ArgumentParser(prog="cnnpipe", description=__doc__.splitlines()[0])
@@ -263,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="experiments derived from every commit (overrides --rev)"
     )
     compare.set_defaults(func=_cmd_compare)
+
+    summary = sub.add_parser(
+        "summary",
+        help="every layer of a model of params.yaml: output shape, parameters, trainable or frozen",
+    )
+    summary.add_argument("models", nargs="+", metavar="MODEL", help="keys of `models:` in params.yaml")
+    summary.add_argument(
+        "--depth", type=int, default=2, help="module nesting shown (default 2; 1 = the top-level blocks)"
+    )
+    summary.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to read")
+    summary.set_defaults(func=_cmd_summary)
     return parser
 
 

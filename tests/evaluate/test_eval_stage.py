@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from evalfixtures import MODELS, make_bundle, make_dataset, make_params
+from bundles import save_random_bundle
+from evalfixtures import HALF, MODELS, make_bundle, make_dataset, make_params
 from PIL import Image
 from sklearn.metrics import (
     accuracy_score,
@@ -25,10 +26,14 @@ from sklearn.metrics import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from cnnpipe import evaluate
 from cnnpipe.data.arrays import load_split
 from cnnpipe.errors import DataFormatError, ParamError
-from cnnpipe.evaluate import FIGURES, evaluate_model, figures
-from cnnpipe.models.trained import load_trained
+from cnnpipe.evaluate import BINARY_FIGURES, FIGURES, evaluate_model, figures
+from cnnpipe.evaluate.predictions import initial_model
+from cnnpipe.models.network import build_network
+from cnnpipe.models.trained import load_trained, save_trained
+from cnnpipe.models.zoo import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,8 +149,9 @@ def test_binary_model_gets_roc(project, params):
         assert float(row["probability"]) == pytest.approx(max(p, 1 - p), abs=1e-5)
         assert row["predicted"] == ("humans" if p > 0.5 else "horses")
     fig_dir = project / "plots" / "tinybin" / "figures"
-    # no dvclive history for this model: no learning curves, everything else
-    assert sorted(p.name for p in fig_dir.iterdir()) == sorted(set(FIGURES) - {"learning_curves.png"})
+    # no dvclive history for this model: no learning curves, everything else and its Pr(positive) grid
+    expected = (set(FIGURES) - {"learning_curves.png"}) | set(BINARY_FIGURES)
+    assert sorted(p.name for p in fig_dir.iterdir()) == sorted(expected)
 
 
 def test_mlp_skips_conv_figures(project, params):
@@ -153,7 +159,7 @@ def test_mlp_skips_conv_figures(project, params):
     metrics = evaluate_model("tinymlp", params, root=project, log=log)["metrics"]
     fig_dir = project / "plots" / "tinymlp" / "figures"
     names = sorted(p.name for p in fig_dir.iterdir())
-    assert names == ["confusion_matrix.png", "errors.png", "predictions.png"]
+    assert names == ["before_after.png", "confusion_matrix.png", "errors.png", "predictions.png"]
     for name in names:
         _check_png(fig_dir / name)
     text = "\n".join(lines)
@@ -246,3 +252,85 @@ def test_stage_script(project, params):
     assert done.returncode == 0, done.stderr
     assert "tinymlp: test accuracy" in done.stdout
     assert json.loads((project / "metrics" / "tinymlp.info.json").read_text())["dataset"] == "gray"
+
+
+def test_before_after_starts_from_the_seeded_initial_weights_and_leaves_the_rng_alone(project, params):
+    _, arch, classes, norm, eval_transform, shape = MODELS["tiny"]
+    save_random_bundle(
+        project / "models" / "tiny" / "model.pt", "tiny", arch, seed=3, spread=3.0, classes=classes,
+        normalization=norm, eval_transform=eval_transform, input_shape=shape, extra={"seed": 7},
+    )  # fmt: skip
+    initial, note = initial_model(load_trained(project / "models" / "tiny" / "model.pt"))
+    torch.manual_seed(7)  # what the train stage does before building the model
+    expected = build_model(arch).state_dict()
+    assert initial.model.state_dict().keys() == expected.keys()
+    assert all(torch.equal(initial.model.state_dict()[k], v) for k, v in expected.items())
+    assert note == "initial weights, seed 7"
+
+    # the same global generator states after an evaluation with the figure as after one without
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    metrics = evaluate_model("tiny", params, root=project, log=lambda _: None)["metrics"]
+    with_figure = torch.get_rng_state(), np.random.get_state()[1]
+    _check_png(project / "plots" / "tiny" / "figures" / "before_after.png")
+    saved = (project / "metrics" / "tiny.json").read_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "_before_after", lambda out_dir, *_: out_dir / "before_after.png")
+        torch.manual_seed(1234)
+        np.random.seed(1234)
+        assert evaluate_model("tiny", params, root=project, log=lambda _: None)["metrics"] == metrics
+    assert not (project / "plots" / "tiny" / "figures" / "before_after.png").exists()
+    assert torch.equal(torch.get_rng_state(), with_figure[0])
+    assert np.array_equal(np.random.get_state()[1], with_figure[1])
+    assert (project / "metrics" / "tiny.json").read_bytes() == saved
+
+
+def test_pretrained_backbone_before_training_keeps_its_frozen_layers(tmp_path):
+    arch = {"backbone": "resnet18", "weights": "IMAGENET1K_V1", "freeze": "backbone", "hidden": [],
+            "input": [3, 64, 64], "outputs": 2}  # fmt: skip
+    torch.manual_seed(5)
+    net = build_network(arch, load_weights=False)
+    with torch.no_grad():  # stand-ins for pretrained weights and statistics, and a trained head
+        for p in net.parameters():
+            p.add_(1.0)
+        net.net.bn1.running_mean.add_(2.0)
+    path = tmp_path / "model.pt"
+    save_trained(path, "rn", net, arch=arch, classes=["a", "b"], normalization=HALF, eval_transform=[],
+                 input_shape=[3, 64, 64], extra={"seed": 9})  # fmt: skip
+    trained = load_trained(path)
+    initial, note = initial_model(trained)
+    assert note == "initial weights, seed 9, pretrained frozen layers"
+    assert torch.equal(initial.model.net.layer4[1].conv2.weight, trained.model.net.layer4[1].conv2.weight)
+    assert torch.equal(initial.model.net.bn1.running_mean, trained.model.net.bn1.running_mean)
+    torch.manual_seed(9)
+    head = build_network(arch, load_weights=False).net.fc
+    assert torch.equal(initial.model.net.fc.out.weight, head.out.weight)
+    assert not torch.equal(initial.model.net.fc.out.weight, trained.model.net.fc.out.weight)
+
+    finetuned = {**arch, "freeze": "none"}
+    save_trained(path, "rn", net, arch=finetuned, classes=["a", "b"], normalization=HALF, eval_transform=[],
+                 input_shape=[3, 64, 64], extra={"seed": 9})  # fmt: skip
+    _, note = initial_model(load_trained(path))
+    assert note.endswith("other backbone layers at random init")
+
+
+def test_binary_model_shows_ground_truth_and_probability_of_the_positive_class(project, params, monkeypatch):
+    drawn = {}
+    real_save = figures.save_png
+
+    def keep(fig, path):
+        drawn[Path(path).name] = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save_png", keep)
+    evaluate_model("tinybin", params, root=project, log=lambda _: None)
+    labels, logits = _by_hand(project, "tinybin")
+    shown = np.unique(np.linspace(0, len(labels) - 1, params["evaluate"]["grid_images"]).round().astype(int))
+    p = torch.sigmoid(logits[shown, 0]).numpy()
+    classes = ["horses", "humans"]
+    expected = [f"GT: {classes[labels[i]]}\nPr(humans)={100 * q:.0f}%" for i, q in zip(shown, p, strict=True)]
+    assert drawn["positive_class.png"] == expected
+    _check_png(project / "plots" / "tinybin" / "figures" / "positive_class.png")
+    # the before/after rows: the same images, a prediction on each
+    titles = drawn["before_after.png"]
+    assert len(titles) == 2 * len(shown) and all(t.startswith("pred: ") for t in titles)

@@ -12,7 +12,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.errors import ParamError
 from cnnpipe.train.augment import OPS, _homographies, as_float_images, build_transform
-from cnnpipe.train.preview import save_augmentation_preview
+from cnnpipe.train.preview import describe_op, save_augmentation_preview, single_op_transforms
 
 KEY = "models.horses_aug.augment"
 
@@ -364,3 +364,32 @@ def test_preview_writes_a_png(tmp_path, channels):
     assert 200 <= width <= 2000 and 200 <= height <= 2000
     assert width > height * 0.8  # 4 columns, 4 rows of small tiles
     assert [p.name for p in out.parent.iterdir()] == ["augment.png"]
+
+
+def test_preview_shows_each_op_alone_then_the_pipeline(tmp_path):
+    data = np.random.default_rng(1).integers(0, 256, (6, 3, 20, 16), dtype=np.uint8)
+    ops = [{"op": "random_crop", "size": 14}, {"op": "hflip", "p": 0.5}, {"op": "rotation", "degrees": 20}]
+    steps = single_op_transforms(ops, "models.m.augment")
+    labels = [label for label, _ in steps]
+    assert labels == ["1. random_crop size=14", "2. hflip p=0.5", "3. rotation degrees=20"]
+    assert [t.key for _, t in steps] == [f"models.m.augment[{i}]" for i in range(3)]
+    assert steps[0][1].output_size((20, 16)) == (14, 14) and steps[2][1].output_size((20, 16)) == (20, 16)
+    transform = build_transform(ops, key="models.m.augment")
+    plain = save_augmentation_preview(data, transform, tmp_path / "plain.png", n=4, draws=2)
+    gallery = save_augmentation_preview(data, transform, tmp_path / "ops.png", n=4, draws=2, steps=steps)
+    with Image.open(plain) as a, Image.open(gallery) as b:
+        assert b.height > a.height * 1.8  # 1 + 3 + 2 rows instead of 1 + 2
+        assert b.width > a.width  # room for the row labels
+    nested = {"op": "random_apply", "p": 0.5, "ops": [{"op": "random_choice", "ops": ["hflip", "vflip"]}]}
+    assert describe_op(nested) == "random_apply p=0.5 (random_choice)"
+
+
+def test_preview_row_of_an_op_that_cannot_run_alone(tmp_path):
+    data = np.random.default_rng(2).integers(0, 256, (3, 1, 20, 16), dtype=np.uint8)
+    ops = [{"op": "resize", "size": [40, 40]}, {"op": "random_crop", "size": 30}]
+    transform = build_transform(ops, key="k")
+    steps = single_op_transforms(ops, "k")
+    with pytest.raises(ParamError):
+        steps[1][1].output_size((20, 16))
+    out = save_augmentation_preview(data, transform, tmp_path / "p.png", steps=steps, draws=1)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

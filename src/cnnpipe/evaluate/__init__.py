@@ -13,6 +13,10 @@ bundle's eval transform and normalization, and writes (each file atomically)::
     plots/<model>/figures/confusion_matrix.png
     plots/<model>/figures/learning_curves.png  when dvclive/<model>/plots/metrics/ has a history
     plots/<model>/figures/predictions.png      a grid of evaluate.grid_images test images
+    plots/<model>/figures/before_after.png     up to 8 of them, predicted before training (the train
+                                               stage's initial weights, rebuilt under its seed) and after
+    plots/<model>/figures/positive_class.png   binary models: the grid's images with "GT: <class>" and
+                                               "Pr(<positive class>)=…%"
     plots/<model>/figures/errors.png           the evaluate.worst_images most confidently wrong
     plots/<model>/figures/filters.png          first-layer conv filters (models with convolutions)
     plots/<model>/figures/feature_maps.png     first conv block activations of one test image
@@ -60,6 +64,7 @@ from cnnpipe.evaluate.metrics import (
 from cnnpipe.evaluate.predictions import (
     display_images,
     eval_pipeline,
+    initial_model,
     most_confident_errors,
     predict_split,
     resolve_device,
@@ -86,9 +91,12 @@ FIGURES = (
     "learning_curves.png",
     "predictions.png",
     "errors.png",
+    "before_after.png",
     "filters.png",
     "feature_maps.png",
 )
+BINARY_FIGURES = ("positive_class.png",)  # single-logit models only
+BEFORE_AFTER_IMAGES = 8
 
 
 def _count(params: Mapping[str, Any], key: str, *, minimum: int) -> int:
@@ -141,6 +149,33 @@ def _last_epoch(summary_file: Path) -> dict[str, dict[str, float]]:
     }
 
 
+def _before_after(
+    out_dir: Path,
+    trained: TrainedModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    grid_images: int,
+    device: torch.device | str,
+) -> Path:
+    """The untrained model's predictions next to the trained one's on the same test images."""
+    shown = spread_indices(len(labels), min(grid_images, BEFORE_AFTER_IMAGES))
+    initial, note = initial_model(trained)
+    batch = np.array(images[shown])
+    before = probabilities(predict_split(initial, batch, max(1, len(batch)), device))
+    return figures.before_after_figure(
+        display_images(trained, batch),
+        labels[shown],
+        [
+            ("before training", *predicted_classes(before)),
+            ("after training", *predicted_classes(probs[shown])),
+        ],
+        trained.classes,
+        out_dir / "before_after.png",
+        title=f"{trained.name}: test predictions before training ({note}) and after",
+    )
+
+
 def write_figures(
     out_dir: Path,
     trained: TrainedModel,
@@ -182,6 +217,19 @@ def write_figures(
             title=f"{name}: test predictions",
         )
     )
+    if trained.binary:
+        written.append(
+            figures.positive_class_figure(
+                display_images(trained, images[shown]),
+                labels[shown],
+                positive_scores(probs)[shown],
+                classes,
+                out_dir / "positive_class.png",
+                title=f"{name}: ground truth and Pr({classes[1]})",
+            )
+        )
+    written.append(_before_after(out_dir, trained, images, labels, probs, grid_images, device))
+
     worst = most_confident_errors(labels, predicted, confidence, worst_images)
     written.append(
         figures.prediction_grid_figure(

@@ -12,64 +12,23 @@ return False after one log line and write nothing.
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix
 from torch import Tensor, nn
 
-from cnnpipe.fileio import atomic_file
+from cnnpipe.plotting import grid_shape, hide_unused, new_figure, save_png, show_image
 
 Log = Callable[[str], None]
 
 RIGHT, WRONG = "tab:green", "tab:red"
-DPI = 80
 MAX_FILTERS = 64
 MAX_MAPS = 32
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    return Path(path)
-
-
-def _show(ax, image: np.ndarray, *, normalize: bool = False) -> None:
-    """Draw an ``H×W×C`` image (C = 1 or 3; others: the first channel) without ticks."""
-    image = np.asarray(image, dtype=np.float32)
-    if normalize:  # stretch to [0, 1] on its own range
-        lo, hi = float(image.min()), float(image.max())
-        image = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
-    if image.ndim == 3 and image.shape[2] == 3:
-        ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
-    else:
-        gray = image if image.ndim == 2 else image[..., 0]
-        ax.imshow(gray, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _grid(count: int, max_cols: int = 8) -> tuple[int, int]:
-    cols = max(1, min(max_cols, math.ceil(math.sqrt(count))))
-    return math.ceil(count / cols), cols
-
-
-def _hide_unused(axes: np.ndarray, used: int) -> None:
-    for ax in axes.flat[used:]:
-        ax.axis("off")
 
 
 # --------------------------------------------------------------------------- confusion
@@ -87,7 +46,7 @@ def confusion_matrix_figure(
     k = len(classes)
     cm = confusion_matrix(labels, predicted, labels=list(range(k)))
     size = min(16.0, 2.5 + 0.6 * k)
-    fig = _figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.subplots()
     image = ax.imshow(cm, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, shrink=0.8)
@@ -102,7 +61,7 @@ def confusion_matrix_figure(
     correct = int(np.trace(cm))
     total = int(cm.sum())
     ax.set_title(f"{title + ': ' if title else ''}{correct}/{total} correct")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------- learning curves
@@ -156,7 +115,7 @@ def learning_curves_figure(
     if all(s is None for s in series.values()):
         log(f"no training history in {base}/{{train,val}}/{{loss,acc}}.tsv: skipping learning curves")
         return False
-    fig = _figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.0)
     axes = fig.subplots(1, 2)
     for ax, (metric, label) in zip(axes, panels, strict=True):
         for split, name in (("train", "train"), ("val", "validation")):
@@ -172,7 +131,7 @@ def learning_curves_figure(
             ax.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_png(fig, path)
     return True
 
 
@@ -196,29 +155,106 @@ def prediction_grid_figure(
     """
     count = len(images)
     if count == 0:
-        fig = _figure(5.0, 2.0)
+        fig = new_figure(5.0, 2.0)
         ax = fig.subplots()
         ax.text(0.5, 0.5, empty_message, ha="center", va="center", fontsize=12)
         ax.axis("off")
         if title:
             fig.suptitle(title)
-        return _save(fig, path)
-    rows, cols = _grid(count)
-    fig = _figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
+        return save_png(fig, path)
+    rows, cols = grid_shape(count)
+    fig = new_figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
     for i in range(count):
         ax = axes.flat[i]
-        _show(ax, images[i])
+        show_image(ax, images[i])
         truth, guess = classes[int(labels[i])], classes[int(predicted[i])]
         ax.set_title(
             f"true: {truth}\npred: {guess} ({float(confidence[i]):.2f})",
             color=RIGHT if int(labels[i]) == int(predicted[i]) else WRONG,
             fontsize=8,
         )
-    _hide_unused(axes, count)
+    hide_unused(axes, count)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
+
+
+def before_after_figure(
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """The same images in every row, each row one model's predictions: ``(row label, predicted, confidence)``.
+
+    The true class is written under the last row; each prediction is green when right, red
+    when wrong; a row label counts its right predictions.
+    """
+    count = len(images)
+    if count == 0:
+        return prediction_grid_figure(images, labels, [], [], classes, path, title=title)
+    fig = new_figure(1.8 * count + 1.6, 2.1 * len(rows) + (0.5 if title else 0.0))
+    axes = fig.subplots(len(rows), count, squeeze=False)
+    for r, (name, predicted, confidence) in enumerate(rows):
+        right = 0
+        for i in range(count):
+            ax = axes[r][i]
+            show_image(ax, images[i])
+            ok = int(predicted[i]) == int(labels[i])
+            right += ok
+            ax.set_title(
+                f"pred: {classes[int(predicted[i])]} ({float(confidence[i]):.2f})",
+                color=RIGHT if ok else WRONG,
+                fontsize=8,
+            )
+            if r == len(rows) - 1:
+                ax.set_xlabel(f"true: {classes[int(labels[i])]}", fontsize=8)
+        axes[r][0].set_ylabel(
+            f"{name}\n{right}/{count} right", rotation=0, ha="right", va="center", fontsize=9
+        )
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def positive_class_figure(
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    positive: Sequence[float] | np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """A binary model's view: each image with its ground truth and the probability of ``classes[1]``.
+
+    Captions read ``GT: <class>`` and ``Pr(<positive class>)=<p>%``, green when the prediction
+    (p > 50 %) is right, red when wrong.
+    """
+    count = len(images)
+    if count == 0:
+        return prediction_grid_figure(images, labels, [], [], classes, path, title=title)
+    rows, cols = grid_shape(count)
+    fig = new_figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
+    for i in range(count):
+        ax = axes.flat[i]
+        show_image(ax, images[i])
+        p = float(positive[i])
+        ok = (p > 0.5) == (int(labels[i]) == 1)
+        ax.set_title(
+            f"GT: {classes[int(labels[i])]}\nPr({classes[1]})={100 * p:.0f}%",
+            color=RIGHT if ok else WRONG,
+            fontsize=8,
+        )
+    hide_unused(axes, count)
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------- filters / maps
@@ -247,17 +283,17 @@ def filters_figure(
         return False
     weights = conv.weight.detach().float().cpu().numpy()  # out × in × kh × kw
     count = min(len(weights), MAX_FILTERS)
-    rows, cols = _grid(count)
-    fig = _figure(max(4.5, 1.1 * cols), 1.1 * rows + 0.6)
+    rows, cols = grid_shape(count)
+    fig = new_figure(max(4.5, 1.1 * cols), 1.1 * rows + 0.6)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
     for i in range(count):
         kernel = weights[i].transpose(1, 2, 0)
-        _show(axes.flat[i], kernel if kernel.shape[2] == 3 else kernel[..., :1], normalize=True)
-    _hide_unused(axes, count)
+        show_image(axes.flat[i], kernel if kernel.shape[2] == 3 else kernel[..., :1], normalize=True)
+    hide_unused(axes, count)
     shown = f"{count} of {len(weights)}" if count < len(weights) else f"{count}"
     k = "×".join(str(s) for s in weights.shape[2:])
     fig.suptitle(f"{title + ': ' if title else ''}first-layer filters ({shown}, {k})")
-    _save(fig, path)
+    save_png(fig, path)
     return True
 
 
@@ -311,17 +347,17 @@ def feature_maps_figure(
         return False
     maps = maps[0].numpy()  # C × H × W
     count = min(len(maps), MAX_MAPS)
-    rows, cols = _grid(count + 1)
-    fig = _figure(max(4.5, 1.5 * cols), 1.6 * rows + 0.5)
+    rows, cols = grid_shape(count + 1)
+    fig = new_figure(max(4.5, 1.5 * cols), 1.6 * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
-    _show(axes.flat[0], display_image)
+    show_image(axes.flat[0], display_image)
     axes.flat[0].set_title("input", fontsize=8)
     for i in range(count):
         ax = axes.flat[i + 1]
-        _show(ax, maps[i], normalize=True)
+        show_image(ax, maps[i], normalize=True)
         ax.set_title(f"map {i}", fontsize=8)
-    _hide_unused(axes, count + 1)
+    hide_unused(axes, count + 1)
     shown = f"{count} of {len(maps)}" if count < len(maps) else f"{count}"
     fig.suptitle(f"{title + ': ' if title else ''}first conv block activations ({shown} maps)")
-    _save(fig, path)
+    save_png(fig, path)
     return True

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from cnnpipe.errors import ParamError
+from cnnpipe.models.network import build_network
 from cnnpipe.models.trained import TrainedModel
+from cnnpipe.models.transfer import TransferNet, head_parameter_names
 from cnnpipe.train.device import select_device
 from cnnpipe.train.inputs import InputPipeline
 
@@ -79,6 +83,51 @@ def display_images(trained: TrainedModel, images: np.ndarray | Tensor) -> np.nda
         h, w = pipeline.output_size(trained.input_shape[1:])
         return np.zeros((0, h, w, c), np.float32)
     return pipeline.transform(batch).permute(0, 2, 3, 1).numpy()
+
+
+def _copy_pretrained_parts(initial: TransferNet, trained: nn.Module) -> bool:
+    """Give ``initial`` the trained model's frozen parameters and frozen BatchNorm statistics.
+
+    Training never changes them (no gradient; frozen BatchNorm layers of a pretrained backbone
+    stay in eval mode), so they are the pretrained weights the train stage loaded. Returns True
+    when that makes ``initial`` the exact starting point: every trainable parameter is the new
+    head's (random in training too), none a pretrained one that training went on to change.
+    """
+    trained_params = dict(trained.named_parameters())
+    trained_buffers = dict(trained.named_buffers())
+    with torch.no_grad():
+        for name, param in initial.named_parameters():
+            if not param.requires_grad:
+                param.copy_(trained_params[name])
+        for module_name, module in initial.named_modules():
+            params = list(module.parameters(recurse=False))
+            if isinstance(module, _BatchNorm) and params and not any(p.requires_grad for p in params):
+                for name, buffer in module.named_buffers(recurse=False):
+                    buffer.copy_(trained_buffers[f"{module_name}.{name}"])
+    head = {f"net.{name}" for name in head_parameter_names(initial.arch, initial.net)}
+    return all(name in head for name, p in initial.named_parameters() if p.requires_grad)
+
+
+def initial_model(trained: TrainedModel) -> tuple[TrainedModel, str]:
+    """The bundle's model as it was before training, and a note on how it was rebuilt.
+
+    The train stage seeds torch with ``train.seed`` (kept in the bundle as ``extra["seed"]``)
+    and then builds the network; this builds the same architecture on the CPU after the same
+    seeding, so a from-scratch model gets exactly its initial weights. The seeding happens
+    inside :func:`torch.random.fork_rng`: the global generator is left as it was. A backbone
+    with pretrained weights is not downloaded again: its frozen parts are copied from the
+    trained model (see :func:`_copy_pretrained_parts`).
+    """
+    seed = int(trained.extra.get("seed", 0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_network(trained.arch, key=f"{trained.name}.arch", load_weights=False)
+    note = f"initial weights, seed {seed}"
+    if isinstance(model, TransferNet) and model.arch.weights is not None:
+        exact = _copy_pretrained_parts(model, trained.model)
+        note += ", pretrained frozen layers" + ("" if exact else "; other backbone layers at random init")
+    model.eval()
+    return dataclasses.replace(trained, model=model), note
 
 
 def spread_indices(n: int, count: int) -> np.ndarray:

@@ -58,7 +58,7 @@ from cnnpipe.train.optim import (
     predictions,
     split_aux,
 )
-from cnnpipe.train.preview import save_augmentation_preview
+from cnnpipe.train.preview import save_augmentation_preview, single_op_transforms
 from cnnpipe.train.runtime import Runtime, build_runtime
 
 DROPOUT_STREAM = 3  # derive_seed(seed, epoch, stream) for the global generator (dropout)
@@ -280,16 +280,18 @@ def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
         extra=extra,
     )
     if len(data.train_pipeline.transform):
-        transform, title, draws = data.train_pipeline.transform, f"{config.name}: augment", 2
+        transform, ops, part, draws = data.train_pipeline.transform, config.augment, "augment", 2
     else:  # nothing random: show what the model sees at evaluation instead
-        transform, title, draws = data.eval_pipeline.transform, f"{config.name}: eval_transform", 1
+        transform, ops, part, draws = data.eval_pipeline.transform, config.eval_transform, "eval_transform", 1
+    steps = single_op_transforms(ops, f"{config.key}.{part}") if len(ops) > 1 else []
     save_augmentation_preview(
         np.array(data.train.images[:8]),  # a writable copy of the few images shown
         transform,
         paths.augmentation_plot,
         seed=config.train.seed,
-        title=title,
+        title=f"{config.name}: {part}" + (", each op alone, then all of them" if steps else ""),
         draws=draws,
+        steps=steps,
     )
     return extra
 
