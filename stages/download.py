@@ -20,6 +20,7 @@ def main() -> None:
     all_params = params.load_params()
     mirror = params.get(all_params, "data.mirror")
     out = Path("data/raw") / args.dataset
+    stage.clean_outputs(out)
     with atomic_dir(out) as tmp:
         if args.dataset in LOCAL_SETS:
             path = params.get(all_params, f"datasets.{args.dataset}.path")

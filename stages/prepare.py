@@ -14,10 +14,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
+    out = Path("data/prepared") / args.dataset
+    stage.clean_outputs(out)
     dataset_params = params.get(params.load_params(), f"datasets.{args.dataset}", default={}) or {}
-    prepare_dataset(
-        args.dataset, Path("data/raw") / args.dataset, Path("data/prepared") / args.dataset, dataset_params
-    )
+    prepare_dataset(args.dataset, Path("data/raw") / args.dataset, out, dataset_params)
 
 
 if __name__ == "__main__":

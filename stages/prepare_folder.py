@@ -14,11 +14,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
+    out = Path("data/prepared") / args.dataset
+    stage.clean_outputs(out)
     all_params = params.load_params()
     key = f"datasets.{args.dataset}"
     prepare_imagefolder(
         Path(params.get(all_params, f"{key}.path")),
-        Path("data/prepared") / args.dataset,
+        out,
         image_size=params.get(all_params, f"{key}.image_size"),
         valid_fraction=params.get(all_params, f"{key}.valid_fraction"),
         split_seed=params.get(all_params, f"{key}.split_seed"),

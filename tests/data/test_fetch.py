@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
+import math
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from tmpfs import tree
 
 from cnnpipe.data import fetch, sources
 from cnnpipe.data.fetch import (
@@ -23,8 +32,19 @@ from cnnpipe.data.fetch import (
 from cnnpipe.data.sources import DatasetSource, SourceFile
 from cnnpipe.errors import DownloadError, ParamError
 
+ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB, not text, not HTML
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
 OTHER = b"\x89other file" * 1000
 OTHER_MD5 = hashlib.md5(OTHER).hexdigest()
 
@@ -603,3 +623,34 @@ def test_local_set_users_own_copy_is_recorded_not_copied(tmp_path) -> None:
     got = fetch_local_set("sea", own, dest, tmp_path / "data/raw/sea", mirror=None, log=lambda _: None)
     assert got == own and [p.name for p in dest.iterdir()] == ["source.txt"]
     assert (dest / "source.txt").read_text().strip() == str(own.resolve())
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+
+def test_a_full_disk_while_downloading_is_one_line_naming_the_part_it_keeps(
+    server: _Server, tmp_path, small_tmpfs
+) -> None:
+    payload = _zip_bytes({f"train/a/{i}.png": bytes(range(256)) * 400 for i in range(10)})  # ~1 MB
+    for name in ("horse-or-human.zip", "validation-horse-or-human.zip"):
+        server.route(f"/m/horse_or_human/{name}", send(payload))
+    ws = small_tmpfs(tmp_path / "ws", "256k")
+    (ws / "params.yaml").write_text(yaml.safe_dump({"data": {"mirror": server.url("/m")}}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1", "NO_PROXY": "*"}
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "download.py"), "horse_or_human"],
+        cwd=ws, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output
+    part = ".cache/downloads/horse_or_human/horse-or-human.zip.part"
+    last = [line for line in re.split(r"[\r\n]", result.stderr) if line.strip()][-1]
+    assert last == (
+        f"error: no space left on {ws} writing {part} (needs ≈ {math.ceil(len(payload) / 1e5) / 10:.1f} MB); "
+        "free space and rerun"
+    ), output
+    assert output.count("error:") == 1
+    # Only the partial file the line names is left (a rerun resumes it); nothing under data/.
+    assert tree(ws) == {"params.yaml", ".cache", ".cache/downloads", ".cache/downloads/horse_or_human", part}

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from cnnpipe.data.gzipstream import GZIP_ERRORS, open_gzip
 from cnnpipe.errors import ArchiveError
-from cnnpipe.fileio import atomic_dir
+from cnnpipe.fileio import atomic_dir, is_no_space
 
 _CORRUPT: tuple[type[BaseException], ...] = (*GZIP_ERRORS, tarfile.TarError, zipfile.BadZipFile)
 
@@ -81,6 +81,8 @@ def open_zip(path: str | Path) -> Iterator[zipfile.ZipFile]:
         try:
             yield zf
         except _CORRUPT as exc:
+            if is_no_space(exc):  # a write in the block met a full disk: not the archive's fault
+                raise
             raise ArchiveError(
                 f"{path}: corrupt member data ({_reason(exc)}); the archive is truncated or damaged — "
                 "delete it and download it again"

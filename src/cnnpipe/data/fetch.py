@@ -10,6 +10,8 @@ shorter than announced) are retried with exponential backoff and a ``Range`` req
 that continues the partial file. An HTML page where a data file was expected (Google
 Drive's quota and confirmation pages) or a checksum mismatch fails that URL at once,
 and the next URL is tried.
+A full disk while writing the partial file is one line naming it (it is kept: the rerun
+resumes once there is space).
 
 A mirror (``data.mirror``) is a local directory, a ``file://`` URL or an http(s) base
 URL holding ``<dataset>/<upstream file name>``; it replaces the registry's URLs. If it
@@ -37,7 +39,7 @@ from tqdm import tqdm
 from cnnpipe import __version__ as _pkg_version
 from cnnpipe.data.sources import LOCAL_SETS, get_source
 from cnnpipe.errors import DownloadError, ParamError
-from cnnpipe.fileio import atomic_file
+from cnnpipe.fileio import atomic_file, no_space_as_error
 
 MANIFEST_NAME = "MD5SUMS"
 DEFAULT_PARTIAL_DIR = Path(".cache/downloads")
@@ -259,7 +261,7 @@ def _copy_local(src: Path, dest: Path, md5: str | None, label: str, origin: str)
             specific=True,
         )
     digest = hashlib.md5()
-    with atomic_file(dest) as tmp:
+    with atomic_file(dest, src.stat().st_size) as tmp:
         with (
             src.open("rb") as fin,
             tmp.open("wb") as fout,
@@ -368,7 +370,11 @@ def _stream(response: http.client.HTTPResponse, part: Path, offset: int, label: 
         raise _html_error(label, url)
 
     written = offset
-    with part.open("ab" if offset else "wb") as out, _progress(part.name, total, offset) as bar:
+    with (
+        no_space_as_error(part, total),
+        part.open("ab" if offset else "wb") as out,
+        _progress(part.name, total, offset) as bar,
+    ):
         while chunk:
             out.write(chunk)
             written += len(chunk)

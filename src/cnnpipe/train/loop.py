@@ -8,7 +8,8 @@ A run that finds a checkpoint with the same fingerprint continues after its last
 epoch and ends with exactly the weights and history an uninterrupted run would (on the CPU,
 bit for bit): everything random is drawn from generators seeded by (seed, epoch).
 At the end it writes ``model.pt`` (the trained bundle), ``history.json`` and
-``plots/<name>/augmentation.png``.
+``plots/<name>/augmentation.png``. At start it removes the temporaries a crashed run left
+beside those outputs; a full disk is one line naming the output it could not write.
 
 In a DDP worker (``dist``, see :mod:`cnnpipe.train.distributed`) ``train.batch_size`` stays the
 global batch: every rank draws the same epoch order and global batches, trains on its shard
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from cnnpipe.errors import ParamError
-from cnnpipe.fileio import atomic_write_json
+from cnnpipe.fileio import atomic_write_json, no_space_as_error, remove_stale_temps
 from cnnpipe.models.trained import save_trained
 from cnnpipe.models.transfer import TransferArch, weights_label
 from cnnpipe.train import device as devices
@@ -225,8 +226,6 @@ def _resume_point(rt: Runtime, schedule: Schedule, print_: Log, fp: str) -> tupl
     name, epochs, path = rt.config.name, rt.config.epochs, rt.paths.checkpoint
     state, why, existed = None, "", False
     if rt.is_main:
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
         state, why = load_checkpoint(path)
         existed = path.exists()
     if rt.dist is not None:
@@ -332,6 +331,8 @@ def train_model(
         log = _silent
     rt = build_runtime(name, params, root=Path(root), log=log, dist=dist)
     config, data, paths = rt.config, rt.data, rt.paths
+    if rt.is_main:  # what a run killed mid-write left beside the outputs
+        remove_stale_temps(paths.checkpoint, paths.model_file, paths.history_file, paths.augmentation_plot)
     epochs, batch_size = config.epochs, config.train.batch_size
     schedule = build_schedule(
         rt.optimizer, config.train, epochs, steps_per_epoch(len(data.train), batch_size)
@@ -349,7 +350,11 @@ def train_model(
             + ("" if dist is None else f" x {dist.world_size} processes (DDP)")
         )
 
-    live = _open_live(paths.live_dir, history) if rt.is_main else None
+    if rt.is_main:
+        with no_space_as_error(paths.live_dir):
+            live = _open_live(paths.live_dir, history)
+    else:
+        live = None
     eval_batch = max(batch_size, MIN_EVAL_BATCH)
     for epoch in range(done + 1, epochs + 1):
         start = time.perf_counter()
@@ -374,7 +379,8 @@ def train_model(
         )
         if not rt.is_main:
             continue
-        _log_live(live, entry)
+        with no_space_as_error(paths.live_dir):
+            _log_live(live, entry)
         save_checkpoint(
             paths.checkpoint,
             {
@@ -391,7 +397,8 @@ def train_model(
             },
         )
     if rt.is_main:
-        live.end()
+        with no_space_as_error(paths.live_dir):
+            live.end()
         extra = _export(rt, history)
         best, last = extra["best"], extra["last"]
         log(
