@@ -10,7 +10,8 @@ message names the file and says what to do:
   :func:`read_celeba_partition`
 * ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
 
-Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted.
+Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted, and
+nothing is inflated past the sizes :class:`~cnnpipe.data.archives.ArchiveLimits` allows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from cnnpipe.data.archives import check_member_name, iter_tar_members, open_zip
+from cnnpipe.data.archives import (
+    ArchiveLimits,
+    MemberTooLarge,
+    check_member_name,
+    iter_tar_members,
+    open_zip,
+)
 from cnnpipe.errors import ArchiveError, DataFormatError
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
@@ -51,31 +58,52 @@ _IDX_DTYPES = {
 _IDX_KIND = {1: "labels", 3: "images"}
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
+def _too_large(path: Path, problem: str) -> DataFormatError:
+    return DataFormatError(
+        f"{path}: {problem} (a decompression bomb?); it was not read — the file is not the "
+        "upstream one: delete it and download it again (or raise the limit in params.yaml)"
+    )
+
+
+def _read_maybe_gzip(path: Path, limits: ArchiveLimits) -> bytes:
+    """The file's bytes, inflated if it is gzip: never more than ``limits`` allow.
+
+    The size gzip records in its last four bytes is checked before inflating, and inflating
+    stops one byte past the limit whatever the stream holds.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataFormatError(f"{path} is missing; download it first (`dvc repro`)") from None
     if raw[:2] != b"\x1f\x8b":
         return raw
+    declared = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    problem = limits.size_problem(declared)
+    if problem is not None:
+        raise _too_large(path, problem)
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(limits.max_member_bytes + 1)
     except (EOFError, OSError, zlib.error) as exc:
         raise DataFormatError(
             f"{path}: not a readable gzip file ({exc}); it is truncated or corrupt — delete it "
             "and download it again"
         ) from None
+    if len(data) > limits.max_member_bytes:
+        raise _too_large(path, f"inflates past the limit data.max_member_mb: {limits.max_member_mb:g}")
+    return data
 
 
-def read_idx(path: Path, *, ndim: int | None = None) -> np.ndarray:
+def read_idx(path: Path, *, ndim: int | None = None, limits: ArchiveLimits | None = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a native-endian numpy array.
 
     The magic number must be ``0x00 0x00 <type code> <ndim>``; ``ndim=3`` additionally
     requires uint8 images (``0x00000803``) and ``ndim=1`` uint8 labels (``0x00000801``), as
-    in the MNIST files. The payload size must match the dimensions exactly.
+    in the MNIST files. The payload size must match the dimensions exactly. A gzip file is
+    inflated within ``limits`` (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
     """
     path = Path(path)
-    data = _read_maybe_gzip(path)
+    data = _read_maybe_gzip(path, limits or ArchiveLimits())
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     shown = f"0x{magic:08x}" if magic is not None else f"{len(data)} bytes only"
     if ndim is not None:
@@ -192,7 +220,7 @@ _CIFAR_BATCHES = {
 CifarSink = Callable[[str, int, np.ndarray, np.ndarray], None]
 
 
-def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
+def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None = None) -> list[str]:
     """Read ``cifar-10-python.tar.gz`` in one pass, handing each batch to ``sink`` as it is read.
 
     ``sink(split, position, images, labels)`` gets images uint8 N×3×32×32 and labels int64
@@ -200,8 +228,10 @@ def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
     0), in the order the archive stores them, which need not be the batch order. Returns the
     class names from ``batches.meta``. Everything is checked, including label ranges, before
     this returns, so a sink that writes output must only publish it after a normal return.
+    A batch whose tar header declares more than ``limits`` allow is refused unread.
     """
     archive = Path(archive)
+    limits = limits or ArchiveLimits()
     seen: dict[str, tuple[int, int]] = {}  # batch → (lowest, highest) label
     classes = None
     for member in iter_tar_members(archive):
@@ -213,6 +243,9 @@ def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
         where = f"{archive}:{base}"
         if base in seen or (base == _CIFAR_META and classes is not None):
             raise DataFormatError(f"{where}: found twice in the archive; download it again")
+        problem = limits.size_problem(member.size)
+        if problem is not None:
+            raise MemberTooLarge(archive, member.name, problem)
         entry = _unpickle(member, where)
         if base == _CIFAR_META:
             classes = _cifar_classes(entry, where)
