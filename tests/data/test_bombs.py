@@ -169,6 +169,29 @@ def test_an_oversized_file_in_an_image_folder_is_skipped_unread(tmp_path):
     ]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_images_over_pillows_pixel_limit_are_skipped_naming_the_file(tmp_path):
+    def extra(zf):
+        zf.writestr(_info("train/a/wide.png"), png_header(10_000, 10_000))  # 1.1× the limit: Pillow warns
+        zf.writestr(_info("train/b/huge.png"), png_header(20_000, 20_000))  # 4.5×: Pillow refuses
+
+    skipped = {
+        s["path"]: s["error"] for s in _prepare(imagefolder_zip(tmp_path / "set.zip", extra), tmp_path / "o")
+    }
+    limit = Image.MAX_IMAGE_PIXELS
+    assert skipped["train/a/wide.png"] == (
+        f"ImageTooLarge: 10000×10000 = 100000000 pixels, over Pillow's decompression-bomb limit of {limit} "
+        "(PIL.Image.MAX_IMAGE_PIXELS); not decoded"
+    )
+    assert skipped["train/b/huge.png"].startswith("DecompressionBombError: Image size (400000000 pixels)")
+
+    from cnnpipe.predict import load_image  # imports torch: only here
+
+    (tmp_path / "wide.png").write_bytes(png_header(10_000, 10_000))
+    with pytest.raises(ValueError, match="over Pillow's decompression-bomb limit"):
+        load_image(tmp_path / "wide.png", [3, 8, 8])  # cnnpipe predict reads through the same check
+
+
 def test_prepare_stage_memory_stays_bounded_on_a_2_gib_bomb(tmp_path):
     imagefolder_zip(tmp_path / "bomb.zip", lambda zf: add_zeros(zf, "train/b/bomb.png", 2 * GIB))
     values = yaml.safe_load((ROOT / "params.yaml").read_text())

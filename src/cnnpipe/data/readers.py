@@ -9,6 +9,7 @@ message names the file and says what to do:
 * CelebA's attribute and partition lists: :func:`read_celeba_attributes`,
   :func:`read_celeba_partition`
 * ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
+  (which ``cnnpipe predict`` uses too, so new images are read as the training ones were)
 
 Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted, and
 nothing is inflated past the sizes :class:`~cnnpipe.data.archives.ArchiveLimits` allows.
@@ -41,7 +42,8 @@ from cnnpipe.errors import ArchiveError, DataFormatError
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
-# Errors Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError).
+# Errors Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError;
+# ImageTooLarge, below, is a ValueError).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 # --------------------------------------------------------------------------- IDX
@@ -453,18 +455,76 @@ def list_top_folders(source: Path) -> list[str]:
     return sorted({f.split("/", 1)[0] for f in inner if "/" in f})
 
 
-def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
-    """Decode image bytes to uint8 C×H×W RGB, as torchvision's default loader and Resize do.
+# Pillow modes of one 16-bit channel, 0..65535 from black to white ("I", 32-bit, is how Pillow
+# opens 16-bit PGM and some 16-bit TIFFs; values outside 0..65535 are clipped).
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# round(v × 255 / 65535) = round(v / 257) for every 16-bit v, as a lookup table.
+_WIDE_TO_8BIT = ((np.arange(65536, dtype=np.uint32) + 128) // 257).astype(np.uint8)
 
-    The image is converted with ``.convert("RGB")`` (what ``pil_loader`` does for RGBA, L
-    and P images) and, when ``size=(H, W)`` is given, resized with PIL's bilinear filter, as
-    ``transforms.Resize((H, W))`` does on a PIL image. Pillow's errors propagate (see
-    :data:`IMAGE_ERRORS`).
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than Pillow's decompression-bomb limit allows."""
+
+
+def _check_pixels(img: Image.Image) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        raise ImageTooLarge(
+            f"{img.width}×{img.height} = {img.width * img.height} pixels, over Pillow's "
+            f"decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS); not decoded"
+        )
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """``img`` with 8 bits per channel, scaled (not clipped) from what its mode holds.
+
+    16-bit gray (:data:`WIDE_GRAY_MODES`) becomes ``L`` with ``round(v / 257)``; ``F`` (32-bit
+    float) is read as 0.0 = black to 1.0 = white, ``round(255 × f)``, clipped, NaN black.
+    Every other mode is returned as it is, for Pillow's own conversions: 8-bit modes (1, L,
+    P, RGB, RGBA, LA, PA, CMYK, YCbCr…) convert exactly, and Pillow opens 16-bit RGB(A) PNG,
+    TIFF and PPM files as 8-bit RGB(A) already (the high byte; PPM rounds).
     """
-    with Image.open(io.BytesIO(data)) as img:
-        rgb = img.convert("RGB")
+    if img.mode in WIDE_GRAY_MODES:
+        wide = np.clip(np.asarray(img), 0, 65535)
+        return Image.fromarray(_WIDE_TO_8BIT[wide], "L")
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float32)
+        gray = np.empty(values.shape, dtype=np.uint8)
+        for start in range(0, len(values), 1024):  # float64 a block of rows at a time
+            rows = np.nan_to_num(values[start : start + 1024].astype(np.float64), nan=0.0)
+            gray[start : start + 1024] = np.rint(np.clip(rows, 0.0, 1.0) * 255.0)
+        return Image.fromarray(gray, "L")
+    return img
+
+
+def image_array(img: Image.Image, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+    """An opened image as uint8 ``channels×H×W``: 8 bits (:func:`to_8bit`), RGB or L, resized.
+
+    The conversion is ``.convert("RGB")`` (what torchvision's ``pil_loader`` does for RGBA,
+    L and P images) or ``.convert("L")`` for one channel; with ``size=(H, W)`` the image is
+    resized with PIL's bilinear filter, as ``transforms.Resize((H, W))`` does on a PIL image.
+    """
+    _check_pixels(img)
+    converted = to_8bit(img).convert("L" if channels == 1 else "RGB")
     if size is not None:
         height, width = size
-        if rgb.size != (width, height):
-            rgb = rgb.resize((width, height), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
+        if converted.size != (width, height):
+            converted = converted.resize((width, height), Image.BILINEAR)
+    array = np.asarray(converted, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return np.array(array, order="C")  # a writable copy: Pillow's buffer is read-only
+
+
+def decode_image(
+    data: bytes | str | os.PathLike, size: tuple[int, int] | None, *, channels: int = 3
+) -> np.ndarray:
+    """Decode image bytes (or a file) to uint8 ``C×H×W``, as torchvision's default loader and Resize do.
+
+    See :func:`image_array`: 16-bit and float images are scaled to 8 bits, not clipped, and
+    an image over Pillow's decompression-bomb limit raises :class:`ImageTooLarge` before it is
+    decoded. Pillow's errors propagate (see :data:`IMAGE_ERRORS`). ``cnnpipe predict`` reads
+    new files through this same function.
+    """
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    with Image.open(source) as img:
+        return image_array(img, size, channels)
