@@ -41,6 +41,10 @@ class NoSpaceError(CnnpipeError):
         super().__init__(f"no space left on {where} writing {path}{size}; free space and rerun")
 
 
+class ParamsChangedError(CnnpipeError):
+    """params.yaml changed under a running stage (another ``dvc exp run`` in the same workspace)."""
+
+
 def _megabytes(nbytes: int) -> str:
     """``nbytes`` in MB (10^6 bytes), rounded up: one decimal below 10 MB."""
     mb = nbytes / 1e6

@@ -11,6 +11,12 @@ At the end it writes ``model.pt`` (the trained bundle), ``history.json`` and
 ``plots/<name>/augmentation.png``. At start it removes the temporaries a crashed run left
 beside those outputs; a full disk is one line naming the output it could not write.
 
+The stage passes a check that params.yaml still holds what the run started with; it runs at
+every epoch's end, before anything of that epoch is written, and before the final outputs.
+If another ``dvc exp run`` in the same workspace has rewritten the model's params meanwhile,
+the run stops with one line and writes nothing more (the checkpoints already written were
+made with the params it started with).
+
 In a DDP worker (``dist``, see :mod:`cnnpipe.train.distributed`) ``train.batch_size`` stays the
 global batch: every rank draws the same epoch order and global batches, trains on its shard
 of each (rows ``rank::world``) with its loss scaled so that DDP's gradient average is exactly
@@ -33,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from cnnpipe.errors import ParamError
+from cnnpipe.errors import ParamError, ParamsChangedError
 from cnnpipe.fileio import atomic_write_json, no_space_as_error, remove_stale_temps
 from cnnpipe.models.trained import save_trained
 from cnnpipe.models.transfer import TransferArch, weights_label
@@ -308,6 +314,21 @@ def _silent(_: str) -> None:
     pass
 
 
+def _stop_if_params_changed(rt: Runtime, changed: Callable[[], bool] | None) -> None:
+    """Raise on every rank alike when rank 0 finds params.yaml changed under the run."""
+    if changed is None:
+        return
+    verdict = bool(changed()) if rt.is_main else False
+    if rt.dist is not None:
+        verdict = rt.dist.broadcast(verdict)
+    if verdict:
+        raise ParamsChangedError(
+            f"params.yaml changed while train@{rt.config.name} was running (another dvc exp run in "
+            "this workspace?); nothing more was written — queue experiments instead: "
+            "dvc exp run --queue -S …, then dvc queue start"
+        )
+
+
 def train_model(
     name: str,
     params: Mapping[str, Any],
@@ -315,6 +336,7 @@ def train_model(
     root: Path = Path("."),
     log: Log = print,
     dist: Distributed | None = None,
+    params_changed: Callable[[], bool] | None = None,
 ) -> dict:
     """Train ``models.<name>`` from ``params`` with files under ``root``; returns a summary.
 
@@ -325,7 +347,9 @@ def train_model(
     metrics, ``resumed_from`` (epochs taken from a checkpoint) and the device.
 
     ``dist`` makes this one DDP worker of several (see the module docstring); only rank 0
-    logs and writes, every rank returns the same summary.
+    logs and writes, every rank returns the same summary. ``params_changed`` (see
+    :func:`cnnpipe.params.watch`) returning True stops the run with a ParamsChangedError
+    before the next write.
     """
     if dist is not None and not dist.is_main:
         log = _silent
@@ -372,6 +396,7 @@ def train_model(
             "lr": lr,
         }
         history.append(entry)
+        _stop_if_params_changed(rt, params_changed)
         log(
             f"{name} epoch {epoch}/{epochs}: train loss {train['loss']:.4f} acc {train['acc']:.2%} | "
             f"{data.valid_name} loss {val['loss']:.4f} acc {val['acc']:.2%} | lr {lr:.3g} | "
@@ -396,6 +421,7 @@ def train_model(
                 "device": rt.device.type,
             },
         )
+    _stop_if_params_changed(rt, params_changed)
     if rt.is_main:
         with no_space_as_error(paths.live_dir):
             live.end()
