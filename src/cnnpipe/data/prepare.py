@@ -324,9 +324,12 @@ def _prepare_idx(
 
 
 def _gzip_size(path: Path) -> int | None:
-    """The uncompressed size a gzip file records in its last four bytes (modulo 4 GiB)."""
+    """The uncompressed size a gzip file records in its last four bytes (modulo 4 GiB); None
+    for a file that is not gzip."""
     try:
         with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return None
             f.seek(-4, 2)
             return int.from_bytes(f.read(4), "little")
     except OSError:
