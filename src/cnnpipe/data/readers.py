@@ -83,17 +83,22 @@ def _read_maybe_gzip(path: Path, limits: ArchiveLimits) -> bytes:
     problem = limits.size_problem(declared)
     if problem is not None:
         raise _too_large(path, problem)
+    chunks, total = [], 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-            data = stream.read(limits.max_member_bytes + 1)
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                if total > limits.max_member_bytes:
+                    raise _too_large(
+                        path, f"inflates past the limit data.max_member_mb: {limits.max_member_mb:g}"
+                    )
+                chunks.append(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise DataFormatError(
             f"{path}: not a readable gzip file ({exc}); it is truncated or corrupt — delete it "
             "and download it again"
         ) from None
-    if len(data) > limits.max_member_bytes:
-        raise _too_large(path, f"inflates past the limit data.max_member_mb: {limits.max_member_mb:g}")
-    return data
+    return b"".join(chunks)
 
 
 def read_idx(path: Path, *, ndim: int | None = None, limits: ArchiveLimits | None = None) -> np.ndarray:
