@@ -1,6 +1,6 @@
 """dvc stage `download@<dataset>`: fetch the upstream files into data/raw/<dataset>/.
 
-Reads: data.mirror, and for a set with no public download (`fetch_sea`) datasets.<dataset>.path.
+Reads: data.mirror, and for a set with no public download (`download_sea`) datasets.<dataset>.path.
 The output directory is replaced only once every file is verified.
 """
 
@@ -20,6 +20,7 @@ def main() -> None:
     all_params = params.load_params()
     mirror = params.get(all_params, "data.mirror")
     out = Path("data/raw") / args.dataset
+    stage.clean_outputs(out)
     with atomic_dir(out) as tmp:
         if args.dataset in LOCAL_SETS:
             path = params.get(all_params, f"datasets.{args.dataset}.path")

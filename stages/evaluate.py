@@ -6,6 +6,7 @@ plots/<model>/{predictions,roc,per_class}.csv and plots/<model>/figures/*.png (s
 """
 
 import argparse
+from pathlib import Path
 
 from cnnpipe import params, stage
 from cnnpipe.evaluate import evaluate_model
@@ -15,6 +16,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
     args = parser.parse_args()
+    metrics, plots = Path("metrics"), Path("plots") / args.model
+    stage.clean_outputs(
+        metrics / f"{args.model}.json",
+        metrics / f"{args.model}.info.json",
+        *(plots / f"{name}.csv" for name in ("predictions", "roc", "per_class")),
+        plots / "figures",
+    )
     evaluate_model(args.model, params.load_params())
 
 

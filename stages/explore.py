@@ -7,6 +7,7 @@ sources' worked numbers); see cnnpipe.explore.
 """
 
 import argparse
+from pathlib import Path
 
 from cnnpipe import stage
 from cnnpipe.explore import explore_dataset
@@ -16,6 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
+    stage.clean_outputs(Path("plots/datasets") / args.dataset)
     explore_dataset(args.dataset)
 
 

@@ -11,7 +11,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    stats = compute_stats(Path("data/prepared") / args.dataset, Path("data/stats") / f"{args.dataset}.json")
+    out = Path("data/stats") / f"{args.dataset}.json"
+    stage.clean_outputs(out)
+    stats = compute_stats(Path("data/prepared") / args.dataset, out)
     print(f"{args.dataset}: mean {stats['mean']} std {stats['std']} over {stats['count']} train images")
 
 

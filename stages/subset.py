@@ -20,6 +20,7 @@ def main() -> None:
     spec = params.get(params.load_params(), key)
     source = Path("data/prepared") / params.get(spec, "source")
     out = Path("data/prepared") / args.name
+    stage.clean_outputs(out)
     if "classes" in spec:
         subset_by_classes(source, out, spec["classes"], param=f"{key}.classes")
     elif "attribute" in spec:

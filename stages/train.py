@@ -9,6 +9,10 @@ With run.distributed asking for more than one process, this script launches itse
 torchrun (``torch.distributed.run``) as that many DDP workers and waits for them; a worker
 (torchrun's RANK / LOCAL_RANK / WORLD_SIZE in its environment) trains its share, and rank 0
 writes the outputs. On other nodes of a multi-node run, start the same command with NODE_RANK set.
+
+The params above are read once, at start; if params.yaml holds other values for them at an
+epoch's end (another `dvc exp run` in this workspace wrote its own), the run stops with one
+line before writing anything more: queue experiments instead (`dvc exp run --queue`).
 """
 
 import argparse
@@ -20,20 +24,29 @@ from cnnpipe.train.config import parse_config, parse_distributed
 from cnnpipe.train.loop import train_model
 
 
+def watched_keys(model: str) -> list[str]:
+    """The params.yaml keys train@<model> depends on (its `params:` in dvc.yaml)."""
+    run_keys = ["run.device", "run.max_epochs", "run.distributed.nproc_per_node", "run.distributed.nnodes"]
+    return [f"models.{model}", *run_keys]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
     args = parser.parse_args()
     values = params.load_params()
+    changed = params.watch(watched_keys(args.model), values)
     settings = parse_distributed(values)
     if distributed.is_worker():
         device = parse_config(args.model, values).device
-        distributed.run_worker(settings, device, lambda dist: train_model(args.model, values, dist=dist))
+        distributed.run_worker(
+            settings, device, lambda dist: train_model(args.model, values, dist=dist, params_changed=changed)
+        )
     elif settings.world_size > 1:
         device = parse_config(args.model, values).device  # bad params fail here, before any worker starts
         distributed.launch(settings, device, Path(__file__).resolve(), [args.model])
     else:
-        train_model(args.model, values)
+        train_model(args.model, values, params_changed=changed)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,30 @@ def get(params: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
             raise ParamError(f"params.yaml: missing key {key!r}; add it (see README, 'Parameters')")
         node = node[part]
     return node
+
+
+def _digest(params: Mapping[str, Any], keys: Sequence[str]) -> str:
+    values = {key: get(params, key, default=None) for key in keys}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def watch(
+    keys: Sequence[str], started_with: Mapping[str, Any], path: str | Path = PARAMS_FILE
+) -> Callable[[], bool]:
+    """A check that ``path`` still holds, at ``keys``, what ``started_with`` (loaded from it) held.
+
+    A stage loads params.yaml once, at start; another ``dvc exp run`` in the same workspace
+    writes its own values into the file before DVC's lock stops it, and the running stage
+    would then record outputs under params it did not use. The check re-reads the file and
+    returns True once any of ``keys`` differs (or the file cannot be read).
+    """
+    expected = _digest(started_with, keys)
+
+    def changed() -> bool:
+        try:
+            now = load_params(path)
+        except ParamError:
+            return True
+        return _digest(now, keys) != expected
+
+    return changed

@@ -1,10 +1,12 @@
 """Prediction on new image files with a trained bundle (``cnnpipe predict MODEL IMAGE...``).
 
-Each file is read as the training images were: decoded with Pillow, converted to RGB (RGBA,
-L, P, CMYK ... all become RGB, as torchvision's loader does; to ``L`` for one-channel
-models such as the MNIST ones), resized with Pillow's bilinear filter to the prepared size
-the model was trained from (the bundle's ``input_shape``), then passed through the bundle's
-eval transform and normalization and the model, one image at a time.
+Each file is read as the training images were, by the prepare step's own
+:func:`~cnnpipe.data.readers.decode_image`: decoded with Pillow, scaled to 8 bits (16-bit and
+float images too), converted to RGB (RGBA, L, P, CMYK ... all become RGB, as torchvision's
+loader does; to ``L`` for one-channel models such as the MNIST ones), resized with Pillow's
+bilinear filter to the prepared size the model was trained from (the bundle's
+``input_shape``), then passed through the bundle's eval transform and normalization and the
+model, one image at a time.
 
 A file that cannot be read as an image gives a :class:`PredictionError` with a one-line
 reason; the other files are still predicted.
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from cnnpipe.data.readers import IMAGE_ERRORS
+from cnnpipe.data.readers import IMAGE_ERRORS, ImageTooLarge, decode_image
 from cnnpipe.evaluate.predictions import eval_pipeline, resolve_device
 from cnnpipe.models.trained import TrainedModel, load_trained
 from cnnpipe.train.inputs import InputPipeline
@@ -57,6 +59,8 @@ def _error_reason(exc: BaseException) -> str:
         return "permission denied"
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file Pillow can read (unknown or damaged format)"
+    if isinstance(exc, ImageTooLarge):
+        return f"image too large to decode safely ({_one_line(exc)})"
     if isinstance(exc, Image.DecompressionBombError):
         return "image too large to decode safely"
     return f"cannot decode image ({type(exc).__name__}: {_one_line(exc) or 'no details'})"
@@ -68,15 +72,10 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
     Pillow errors propagate (see :data:`cnnpipe.data.readers.IMAGE_ERRORS`).
     """
     channels, height, width = (int(s) for s in input_shape)
-    with Image.open(path) as img:
-        converted = img.convert("L" if channels == 1 else "RGB")
-    if converted.size != (width, height):
-        converted = converted.resize((width, height), Image.BILINEAR)
-    array = np.asarray(converted, dtype=np.uint8)
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    array = decode_image(os.fspath(path), (height, width), channels=channels)
     if array.shape[0] != channels:
         raise ValueError(f"the model takes {channels}-channel images")
-    return np.array(array, order="C")  # a writable copy: Pillow's buffer is read-only
+    return array
 
 
 @torch.inference_mode()

@@ -1,9 +1,11 @@
 """The prepared-array store: splits appended block by block read back as whole .npy arrays."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from cnnpipe.data.arrays import PreparedWriter, load_meta, load_split
+from cnnpipe.data.arrays import PreparedWriter, load_meta, load_split, save_npy
 
 
 def test_appended_splits_load_like_saved_ones(tmp_path):
@@ -31,3 +33,30 @@ def test_a_failure_while_appending_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="2 images but 1 labels"), PreparedWriter(root) as writer:
         writer.append_split("train", (1, 2, 2)).append(np.zeros((2, 1, 2, 2), np.uint8), np.zeros(1))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5),
+        np.zeros((0, 3, 8, 8), np.uint8),
+        np.arange(7, dtype=np.int64),
+        np.ones((4, 40), np.int64),
+    ],
+)
+def test_save_npy_writes_what_np_save_writes(tmp_path, array):
+    # Python's file writes (so a full disk is an ENOSPC, not numpy's errno-less OSError), same bytes.
+    np.save(tmp_path / "numpy.npy", array)
+    save_npy(tmp_path / "ours.npy", array)
+    assert (tmp_path / "ours.npy").read_bytes() == (tmp_path / "numpy.npy").read_bytes()
+
+
+def test_memory_mapped_splits_reserve_their_blocks_before_anything_is_written(tmp_path):
+    with PreparedWriter(tmp_path / "set") as writer:
+        arrays = writer.new_split("train", 64, (3, 32, 32))
+        images = Path(arrays.images.filename)
+        # posix_fallocate: the blocks exist now, not when a page is first touched (SIGBUS on a full disk)
+        assert images.stat().st_blocks * 512 >= images.stat().st_size == 128 + 64 * 3 * 32 * 32
+        arrays.images[:] = 1
+        writer.set_classes(["a"])
+    assert load_split(tmp_path / "set", "train").images.sum() == 64 * 3 * 32 * 32

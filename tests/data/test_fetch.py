@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
+import io
+import math
+import os
+import re
 import socket
+import subprocess
+import sys
+import tarfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from tmpfs import tree
 
 from cnnpipe.data import fetch, sources
 from cnnpipe.data.fetch import (
@@ -23,8 +34,20 @@ from cnnpipe.data.fetch import (
 from cnnpipe.data.sources import DatasetSource, SourceFile
 from cnnpipe.errors import DownloadError, ParamError
 
+ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB, not text, not HTML
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+ZIP_PAYLOAD = _zip_bytes({"a/b.bin": PAYLOAD})  # for names without a checksum: a real zip
 OTHER = b"\x89other file" * 1000
 OTHER_MD5 = hashlib.md5(OTHER).hexdigest()
 
@@ -309,13 +332,107 @@ def test_all_urls_failing_reports_the_most_specific_error(server: _Server, dirs)
 
 def test_missing_checksum_is_announced_and_not_verified(server: _Server, dirs) -> None:
     dest_dir, partial = dirs
-    url = server.route("/f.zip", send(PAYLOAD))
+    url = server.route("/f.zip", send(ZIP_PAYLOAD))
     log = Log()
 
     out = download_file([url], dest_dir / "f.zip", None, partial_dir=partial, log=log, **FAST)
 
-    assert out.read_bytes() == PAYLOAD
+    assert out.read_bytes() == ZIP_PAYLOAD
     assert log.has("toy/f.zip: no published checksum; not verified — dvc.lock pins")
+
+
+# ---------------------------------------------------------------------- format signatures
+
+
+LANDING_PAGES = [
+    (b"Sorry, this file is no longer hosted here. Visit our new site.", "text/plain"),
+    (b'{"error": {"code": 403, "message": "quota exceeded"}}', "application/json"),
+    (b'<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>', "application/xml"),
+    (b"\xef\xbb\xbf  \n<HTML><body>moved</body></HTML>", "application/octet-stream"),
+    (b"", "application/octet-stream"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), LANDING_PAGES)
+def test_a_landing_page_without_checksum_is_refused_and_nothing_saved(
+    server: _Server, dirs, body: bytes, content_type: str
+) -> None:
+    dest_dir, partial = dirs
+    url = server.route("/horse-or-human.zip", send(body, content_type=content_type))
+
+    with pytest.raises(DownloadError) as exc:
+        download_file([url], dest_dir / "horse-or-human.zip", None, partial_dir=partial, log=Log(), **FAST)
+
+    message = one_line(exc)
+    assert message.startswith(f"toy/horse-or-human.zip: {url} sent something that is not a zip archive (")
+    assert f"Content-Type {content_type}, " in message
+    assert " ".join(repr(body[:32]).split()) in message if body else "an empty body" in message
+    assert "nothing was saved" in message and "data.mirror" in message
+    assert files_under(dest_dir.parent) == [] and files_under(partial) == []  # nothing to pin
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "what"),
+    [
+        ("a.zip", ZIP_PAYLOAD, "a zip archive"),
+        ("empty.zip", _zip_bytes({}), "a zip archive"),  # PK\x05\x06: an empty archive is still one
+        ("a.tar.gz", gzip.compress(PAYLOAD, mtime=0), "a gzip file"),
+        ("a.tgz", gzip.compress(PAYLOAD, mtime=0), "a gzip file"),
+        ("a.tar", None, "a tar archive"),
+    ],
+)
+def test_downloads_without_checksum_must_start_with_their_signature(
+    server: _Server, dirs, name: str, good: bytes | None, what: str
+) -> None:
+    dest_dir, partial = dirs
+    if good is None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("x.bin")
+            info.size = len(PAYLOAD)
+            tar.addfile(info, io.BytesIO(PAYLOAD))
+        good = buf.getvalue()
+    ok = server.route(f"/ok/{name}", send(good))
+    assert (
+        download_file([ok], dest_dir / name, None, partial_dir=partial, log=Log(), **FAST).read_bytes()
+        == good
+    )
+
+    bad = server.route(f"/bad/{name}", send(b"x" * 600))
+    with pytest.raises(DownloadError) as exc:
+        download_file([bad], dest_dir / f"bad-{name}", None, partial_dir=partial, log=Log(), **FAST)
+    assert f"is not {what} (" in one_line(exc)
+    assert not (dest_dir / f"bad-{name}").exists()
+
+
+def test_a_resumed_download_is_checked_from_its_first_byte(server: _Server, dirs) -> None:
+    dest_dir, partial = dirs
+    page = b"Please log in to download this file. " * 20
+    url = server.route("/f.zip", send(page))
+    part = partial / "toy" / "f.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(page[:100])  # an earlier run stopped after the first bytes
+
+    with pytest.raises(DownloadError, match=r"first bytes b'Please log in"):
+        download_file([url], dest_dir / "f.zip", None, partial_dir=partial, log=Log(), **FAST)
+
+    assert server.ranges("/f.zip") == ["bytes=100-"]
+    assert files_under(partial) == [] and not (dest_dir / "f.zip").exists()
+
+
+def test_a_mirror_file_without_checksum_is_checked_too(tmp_path) -> None:
+    sea = tmp_path / "sea_mirror"
+    (sea / "sea").mkdir(parents=True)
+    (sea / "sea" / "sea_creatures.zip").write_bytes(b"<!-- saved from a browser -->\n<p>not found</p>")
+    (tmp_path / "dest").mkdir()
+
+    with pytest.raises(DownloadError) as exc:  # no MD5SUMS, and the sea set has no published checksum
+        fetch_local_set("sea", tmp_path / "final/sea_creatures.zip", tmp_path / "dest", tmp_path / "final",
+                        mirror=str(sea), log=Log())  # fmt: skip
+
+    message = one_line(exc)
+    assert "sea/sea_creatures.zip:" in message and "is not a zip archive (first bytes b'<!-- saved" in message
+    assert list((tmp_path / "dest").iterdir()) == []
 
 
 def test_part_from_an_earlier_run_is_resumed(server: _Server, dirs) -> None:
@@ -546,7 +663,11 @@ def test_fetch_dataset_upstream_warns_about_missing_checksums(server: _Server, t
     source = DatasetSource(
         "toy",
         "imagefolder",
-        (SourceFile("a.zip", (server.url("/gone/a.zip"), server.route("/up/a.zip", send(PAYLOAD))), None),),
+        (
+            SourceFile(
+                "a.zip", (server.url("/gone/a.zip"), server.route("/up/a.zip", send(ZIP_PAYLOAD))), None
+            ),
+        ),
         "https://example.org/toy",
     )
     monkeypatch.setattr(sources, "SOURCES", {"toy": source})
@@ -554,7 +675,7 @@ def test_fetch_dataset_upstream_warns_about_missing_checksums(server: _Server, t
 
     paths = fetch_dataset("toy", tmp_path / "raw", partial_dir=tmp_path / "p", log=log, **FAST)
 
-    assert paths[0].read_bytes() == PAYLOAD
+    assert paths[0].read_bytes() == ZIP_PAYLOAD
     assert "toy/a.zip: no published checksum; not verified — dvc.lock pins the downloaded file" in log
     assert not log.has("trusting")
 
@@ -603,3 +724,34 @@ def test_local_set_users_own_copy_is_recorded_not_copied(tmp_path) -> None:
     got = fetch_local_set("sea", own, dest, tmp_path / "data/raw/sea", mirror=None, log=lambda _: None)
     assert got == own and [p.name for p in dest.iterdir()] == ["source.txt"]
     assert (dest / "source.txt").read_text().strip() == str(own.resolve())
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+
+def test_a_full_disk_while_downloading_is_one_line_naming_the_part_it_keeps(
+    server: _Server, tmp_path, small_tmpfs
+) -> None:
+    payload = _zip_bytes({f"train/a/{i}.png": bytes(range(256)) * 400 for i in range(10)})  # ~1 MB
+    for name in ("horse-or-human.zip", "validation-horse-or-human.zip"):
+        server.route(f"/m/horse_or_human/{name}", send(payload))
+    ws = small_tmpfs(tmp_path / "ws", "256k")
+    (ws / "params.yaml").write_text(yaml.safe_dump({"data": {"mirror": server.url("/m")}}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1", "NO_PROXY": "*"}
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "download.py"), "horse_or_human"],
+        cwd=ws, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output
+    part = ".cache/downloads/horse_or_human/horse-or-human.zip.part"
+    last = [line for line in re.split(r"[\r\n]", result.stderr) if line.strip()][-1]
+    assert last == (
+        f"error: no space left on {ws} writing {part} (needs ≈ {math.ceil(len(payload) / 1e5) / 10:.1f} MB); "
+        "free space and rerun"
+    ), output
+    assert output.count("error:") == 1
+    # Only the partial file the line names is left (a rerun resumes it); nothing under data/.
+    assert tree(ws) == {"params.yaml", ".cache", ".cache/downloads", ".cache/downloads/horse_or_human", part}

@@ -8,6 +8,13 @@ corrupt archives raise the same error instead of a zlib or EOF traceback.
 The pipeline reads members straight out of archives (CelebA's 202,599 JPEGs are never
 materialized as files); :func:`safe_extract` is there for the cases where files on disk
 are wanted, and extracts into a temporary directory renamed into place when complete.
+
+Sizes are bounded before anything is inflated (:class:`ArchiveLimits`, params
+``data.max_member_mb`` and ``data.max_ratio``): a member that declares more than
+``max_member_mb`` uncompressed, or above 1 MiB a compression ratio over ``max_ratio``
+(2 GiB of zeros deflate to 2 MB), is refused from its directory entry alone. Reading a zip
+member never yields more than its declared size, and a tar member is read within its
+header's size, so what is declared is what memory holds.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ import posixpath
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from cnnpipe.data.gzipstream import GZIP_ERRORS, open_gzip
-from cnnpipe.errors import ArchiveError
-from cnnpipe.fileio import atomic_dir
+from cnnpipe.errors import ArchiveError, ParamError
+from cnnpipe.fileio import atomic_dir, is_no_space
 
 _CORRUPT: tuple[type[BaseException], ...] = (*GZIP_ERRORS, tarfile.TarError, zipfile.BadZipFile)
 
@@ -35,6 +43,96 @@ def _reason(exc: BaseException) -> str:
     """The first line of an exception, prefixed by its type: enough to say what broke."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+MIB = 1 << 20
+DEFAULT_MAX_MEMBER_MB = 256
+DEFAULT_MAX_RATIO = 100
+# Members this small are never refused for their ratio: they cannot hurt, and a tiny flat
+# image (a one-colour BMP) legitimately deflates a hundredfold.
+RATIO_EXEMPT_BYTES = MIB
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How large an archive member may be before it is read: a decompression-bomb guard.
+
+    ``max_member_mb`` bounds a member's declared uncompressed size (MiB), ``max_ratio`` its
+    uncompressed/compressed ratio for members over :data:`RATIO_EXEMPT_BYTES`.
+    """
+
+    max_member_mb: float = DEFAULT_MAX_MEMBER_MB
+    max_ratio: float = DEFAULT_MAX_RATIO
+
+    @classmethod
+    def from_params(cls, params: Mapping, *, ratio: bool = True) -> ArchiveLimits:
+        """``data.max_member_mb`` and ``data.max_ratio`` of params.yaml (the defaults when absent).
+
+        ``ratio=False`` leaves ``data.max_ratio`` unread, for readers of tar and gzip files,
+        which have no per-member compressed size.
+        """
+        data = params.get("data") or {}
+        values = {}
+        keys = [("max_member_mb", DEFAULT_MAX_MEMBER_MB)] + [("max_ratio", DEFAULT_MAX_RATIO)] * ratio
+        for key, default in keys:
+            value = data.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ParamError(
+                    f"data.{key}={value!r} is invalid: set it to a positive number in params.yaml "
+                    f"(default {default})"
+                )
+            values[key] = value
+        return cls(**values)
+
+    @property
+    def max_member_bytes(self) -> int:
+        return int(self.max_member_mb * MIB)
+
+    def size_problem(self, size: int, compressed: int | None = None) -> str | None:
+        """Why a member of ``size`` bytes (``compressed`` in the archive) must not be read; None if fine."""
+        if size > self.max_member_bytes:
+            return (
+                f"declares {_mib(size)} MiB uncompressed, over the limit data.max_member_mb: "
+                f"{self.max_member_mb:g}"
+            )
+        ratio = size / max(compressed or 0, 1)
+        if compressed is not None and size > RATIO_EXEMPT_BYTES and ratio > self.max_ratio:
+            return (
+                f"would inflate {ratio:.0f}-fold ({compressed} bytes to {_mib(size)} MiB), over the "
+                f"limit data.max_ratio: {self.max_ratio:g}"
+            )
+        return None
+
+    def zip_problem(self, info: zipfile.ZipInfo) -> str | None:
+        """:meth:`size_problem` of a zip member, from its directory entry (nothing is inflated)."""
+        return self.size_problem(info.file_size, info.compress_size)
+
+
+def _mib(nbytes: int) -> str:
+    mib = nbytes / MIB
+    return f"{mib:.1f}" if mib < 10 else f"{mib:.0f}"
+
+
+class MemberTooLarge(ArchiveError):
+    """An archive member refused by :class:`ArchiveLimits` before it was read."""
+
+    def __init__(self, archive: str | Path, member: str, problem: str):
+        self.member, self.problem = member, problem
+        super().__init__(
+            f"{archive}: member {member!r} {problem} (a decompression bomb?); it was not read — "
+            "the archive is not the upstream file: delete it and download it again "
+            "(or raise the limit in params.yaml if the member is genuine)"
+        )
+
+
+def read_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str | Path, limits: ArchiveLimits
+) -> bytes:
+    """The bytes of ``info``, or :class:`MemberTooLarge` before anything is inflated."""
+    problem = limits.zip_problem(info)
+    if problem is not None:
+        raise MemberTooLarge(archive, info.filename, problem)
+    return zf.read(info)
 
 
 def check_member_name(name: str, archive: str | Path) -> PurePosixPath:
@@ -81,6 +179,8 @@ def open_zip(path: str | Path) -> Iterator[zipfile.ZipFile]:
         try:
             yield zf
         except _CORRUPT as exc:
+            if is_no_space(exc):  # a write in the block met a full disk: not the archive's fault
+                raise
             raise ArchiveError(
                 f"{path}: corrupt member data ({_reason(exc)}); the archive is truncated or damaged — "
                 "delete it and download it again"
@@ -242,9 +342,13 @@ def iter_tar_files(path: str | Path) -> Iterator[tuple[str, bytes]]:
         yield member.name, member.read()
 
 
-def safe_extract(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a zip or tar archive into ``dest`` (replaced atomically); return ``dest``."""
+def safe_extract(archive: str | Path, dest: str | Path, limits: ArchiveLimits | None = None) -> Path:
+    """Extract a zip or tar archive into ``dest`` (replaced atomically); return ``dest``.
+
+    A member over ``limits`` (default :class:`ArchiveLimits`) raises :class:`MemberTooLarge`.
+    """
     archive, dest = Path(archive), Path(dest)
+    limits = limits or ArchiveLimits()
     with atomic_dir(dest) as tmp:
         if archive.suffix.lower() == ".zip" or zipfile.is_zipfile(archive):
             with open_zip(archive) as zf:
@@ -254,10 +358,13 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
                         target.mkdir(parents=True, exist_ok=True)
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(zf.read(info))
+                    target.write_bytes(read_zip_member(zf, info, archive, limits))
         else:
-            for name, data in iter_tar_files(archive):
-                target = tmp / check_member_name(name, archive)
+            for member in iter_tar_members(archive):
+                problem = limits.size_problem(member.size)
+                if problem is not None:
+                    raise MemberTooLarge(archive, member.name, problem)
+                target = tmp / check_member_name(member.name, archive)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                target.write_bytes(member.read())
     return dest

@@ -8,11 +8,15 @@ Layout (read by training without PIL, memory-mapped)::
                                      "splits": {"train": N, ...}, "image_shape": [C, H, W], ...}
     skipped.json                    (ImageFolder sets) unreadable images left out, with why
 
-All three splits are always written; a split may hold zero images.
+All three splits are always written; a split may hold zero images. Memory-mapped splits
+reserve their whole size on disk before anything is written through the map (so a full disk
+is one error line, never a SIGBUS), and a full disk anywhere is one
+:class:`~cnnpipe.errors.NoSpaceError` naming the dataset and about how much it needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cnnpipe.errors import DataFormatError
-from cnnpipe.fileio import atomic_dir
+from cnnpipe.fileio import atomic_dir, reserve
 
 SPLITS = ("train", "valid", "test")
 CLASSES_FILE = "classes.json"
@@ -76,11 +80,19 @@ class _NpyAppender:
         self.count += len(rows)
 
     def close(self, complete: bool = True) -> None:
-        """Close the file, first writing the final header unless the output is being abandoned."""
+        """Close the file, first writing the final header unless the output is being abandoned.
+
+        An abandoned file is going to be deleted: what is still buffered (which a full disk
+        cannot take either) is dropped without a second error.
+        """
         if self._file.closed:
             return
+        if not complete:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            return
         try:
-            if complete and self._write_header() != self._header_size:
+            if self._write_header() != self._header_size:
                 raise RuntimeError(f"{self._file.name}: the .npy header changed size while appending")
         finally:
             self._file.close()
@@ -124,9 +136,12 @@ class PreparedWriter:
             w.set_classes(["airplane", "bird"])
     """
 
-    def __init__(self, out_dir: str | Path):
+    def __init__(self, out_dir: str | Path, expected_bytes: int | None = None):
         self.out_dir = Path(out_dir)
-        self._ctx = atomic_dir(self.out_dir)
+        # What a full disk's error says the dataset needs: the caller's estimate of the whole
+        # (when it knows the sizes up front), or what has been written and reserved so far.
+        self.expected_bytes = expected_bytes
+        self._ctx = atomic_dir(self.out_dir, lambda: self.expected_bytes)
         self.tmp: Path | None = None
         self._classes: list[str] | None = None
         self._label_type = "class"
@@ -167,12 +182,8 @@ class PreparedWriter:
     ) -> SplitArrays:
         """Create memory-mapped arrays for ``n`` images to be filled in place (for large sets)."""
         self._check_split(split)
-        images = np.lib.format.open_memmap(
-            images_path(self.tmp, split), mode="w+", dtype=np.uint8, shape=(n, *image_shape)
-        )
-        labels = np.lib.format.open_memmap(
-            labels_path(self.tmp, split), mode="w+", dtype=np.int64, shape=(n, *label_shape)
-        )
+        images = _reserved_memmap(images_path(self.tmp, split), np.uint8, (n, *image_shape))
+        labels = _reserved_memmap(labels_path(self.tmp, split), np.int64, (n, *label_shape))
         self._note_split(split, n, image_shape)
         return SplitArrays(images, labels)
 
@@ -193,8 +204,8 @@ class PreparedWriter:
         labels = np.ascontiguousarray(labels, dtype=np.int64)
         if images.ndim != 4 or len(images) != len(labels):
             raise ValueError(f"{split}: images {images.shape} and labels {labels.shape} do not match")
-        np.save(images_path(self.tmp, split), images)
-        np.save(labels_path(self.tmp, split), labels)
+        save_npy(images_path(self.tmp, split), images)
+        save_npy(labels_path(self.tmp, split), labels)
         self._note_split(split, len(images), images.shape[1:])
 
     def set_classes(self, classes: list[str], label_type: str = "class", **meta: Any) -> None:
@@ -243,6 +254,36 @@ class PreparedWriter:
             **self._meta,
         }
         (self.tmp / CLASSES_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save(path, array)`` for a C-contiguous array, byte for byte, through Python's file writes.
+
+    numpy writes with C ``fwrite`` and reports a full disk as an OSError without an errno;
+    this way it is the ENOSPC that becomes one line naming the dataset.
+    """
+    array = np.ascontiguousarray(array)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(array.dtype),
+        "fortran_order": False,
+        "shape": array.shape,
+    }
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        if array.size:  # memoryview refuses to flatten an empty array
+            f.write(memoryview(array).cast("B"))
+
+
+def _reserved_memmap(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
+    """A new ``.npy`` file mapped for writing, its whole size reserved on disk first."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    reserve(path, path.stat().st_size)
+    return array
+
+
+def prepared_bytes(n: int, image_shape: tuple[int, ...], label_shape: tuple[int, ...] = ()) -> int:
+    """About how many bytes ``n`` prepared images and their labels take on disk."""
+    return int(n) * (int(np.prod(image_shape)) + 8 * int(np.prod(label_shape, dtype=np.int64)))
 
 
 def load_split(root: str | Path, split: str, mmap: bool = True) -> SplitArrays:

@@ -9,7 +9,11 @@ Transient failures (HTTP 5xx and 429, refused or dropped connections, timeouts, 
 shorter than announced) are retried with exponential backoff and a ``Range`` request
 that continues the partial file. An HTML page where a data file was expected (Google
 Drive's quota and confirmation pages) or a checksum mismatch fails that URL at once,
-and the next URL is tried.
+and the next URL is tried. A file without a checksum must at least start with its format's
+signature (``PK\x03\x04`` for a zip, ``\x1f\x8b`` for gzip, ``ustar`` at offset 257 for a
+tar): a landing page of any shape fails the same way, and nothing of it is kept.
+A full disk while writing the partial file is one line naming it (it is kept: the rerun
+resumes once there is space).
 
 A mirror (``data.mirror``) is a local directory, a ``file://`` URL or an http(s) base
 URL holding ``<dataset>/<upstream file name>``; it replaces the registry's URLs. If it
@@ -37,7 +41,7 @@ from tqdm import tqdm
 from cnnpipe import __version__ as _pkg_version
 from cnnpipe.data.sources import LOCAL_SETS, get_source
 from cnnpipe.errors import DownloadError, ParamError
-from cnnpipe.fileio import atomic_file
+from cnnpipe.fileio import atomic_file, no_space_as_error
 
 MANIFEST_NAME = "MD5SUMS"
 DEFAULT_PARTIAL_DIR = Path(".cache/downloads")
@@ -225,6 +229,39 @@ def _html_error(label: str, url: str) -> _UrlFailed:
     )
 
 
+# What a file with no checksum must start with, by the end of its name: (endings, what it is,
+# test of its first bytes). A name with none of these endings is not checked.
+_SIGNATURES = (
+    ((".zip",), "a zip archive", lambda head: head.startswith((b"PK\x03\x04", b"PK\x05\x06"))),
+    ((".gz", ".tgz"), "a gzip file", lambda head: head.startswith(b"\x1f\x8b")),
+    ((".tar",), "a tar archive", lambda head: head[257:262] == b"ustar"),
+)
+SIGNATURE_BYTES = 262  # enough for every test above
+
+
+def _signature_error(label: str, url: str, head: bytes, content_type: str = "") -> _UrlFailed | None:
+    """The failure for a download whose first bytes are not what its name says; None if they are."""
+    name = label.lower()
+    for endings, what, matches in _SIGNATURES:
+        if name.endswith(endings):
+            if matches(head):
+                return None
+            sent = f"Content-Type {content_type}, " if content_type else ""
+            sent += f"first bytes {head[:32]!r}" if head else "an empty body"
+            return _UrlFailed(
+                f"{label}: {url} sent something that is not {what} ({sent}); nothing was saved — "
+                f"with no published checksum only the format can be checked: download it in a "
+                f"browser, put it at <mirror>/{label} and set data.mirror ({_MIRRORS_HINT})",
+                specific=True,
+            )
+    return None
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(SIGNATURE_BYTES)
+
+
 def _mismatch_error(label: str, url: str, got: str, md5: str, origin: str) -> _UrlFailed:
     return _UrlFailed(
         f"{label}: MD5 mismatch from {url} (got {got}, expected {md5}, the {origin} "
@@ -258,8 +295,12 @@ def _copy_local(src: Path, dest: Path, md5: str | None, label: str, origin: str)
             f"<dataset>/<upstream name> ({_MIRRORS_HINT})",
             specific=True,
         )
+    if md5 is None:
+        failure = _signature_error(label, str(src), _head(src))
+        if failure is not None:
+            raise failure
     digest = hashlib.md5()
-    with atomic_file(dest) as tmp:
+    with atomic_file(dest, src.stat().st_size) as tmp:
         with (
             src.open("rb") as fin,
             tmp.open("wb") as fout,
@@ -344,8 +385,14 @@ def _read(response: http.client.HTTPResponse) -> bytes:
         raise _Transient(f"connection lost ({_one_line(exc) or type(exc).__name__})") from None
 
 
-def _stream(response: http.client.HTTPResponse, part: Path, offset: int, label: str, url: str) -> None:
-    """Append (206) or write from zero (200) the response body into ``part``."""
+def _stream(
+    response: http.client.HTTPResponse, part: Path, offset: int, label: str, url: str, sniff: bool
+) -> None:
+    """Append (206) or write from zero (200) the response body into ``part``.
+
+    With ``sniff`` (a file without a checksum) a body that does not start with its format's
+    signature fails before anything is written.
+    """
     headers = response.headers
     length = _content_length(headers)
     if response.status == 206:
@@ -366,9 +413,17 @@ def _stream(response: http.client.HTTPResponse, part: Path, offset: int, label: 
     chunk = _read(response)
     if offset == 0 and not html_expected and _looks_like_html(chunk[:_SNIFF]):
         raise _html_error(label, url)
+    if offset == 0 and sniff:
+        failure = _signature_error(label, url, chunk[:SIGNATURE_BYTES], content_type)
+        if failure is not None:
+            raise failure
 
     written = offset
-    with part.open("ab" if offset else "wb") as out, _progress(part.name, total, offset) as bar:
+    with (
+        no_space_as_error(part, total),
+        part.open("ab" if offset else "wb") as out,
+        _progress(part.name, total, offset) as bar,
+    ):
         while chunk:
             out.write(chunk)
             written += len(chunk)
@@ -387,7 +442,7 @@ def _attempt(url: str, part: Path, label: str, md5: str | None, timeout: float) 
         _http_error(exc, label, url, part, offset, md5)
         return
     with response:
-        _stream(response, part, offset, label, url)
+        _stream(response, part, offset, label, url, sniff=md5 is None)
 
 
 def _advice(part: Path) -> str:
@@ -430,6 +485,11 @@ def _from_http(url: str, dest: Path, md5: str | None, part: Path, label: str, or
         if got != md5:
             part.unlink(missing_ok=True)
             raise _mismatch_error(label, url, got, md5, origin)
+    else:  # a resumed download was not sniffed from its start
+        failure = _signature_error(label, url, _head(part))
+        if failure is not None:
+            part.unlink(missing_ok=True)
+            raise failure
     _place(part, dest)
 
 

@@ -12,8 +12,13 @@
   tree has its own val/ folder. Unreadable images are skipped and listed in ``skipped.json``;
   ``files.json`` records which source file each row came from.
 
+Archive members are read within ``limits`` (:class:`~cnnpipe.data.archives.ArchiveLimits`,
+params ``data.max_member_mb`` and ``data.max_ratio``), checked before anything is inflated: in
+an ImageFolder set a member over them is skipped and listed in ``skipped.json`` like an
+unreadable image; in a fixed upstream set (IDX, CIFAR-10, CelebA) it fails the stage in one line.
+
 Everything is written through :class:`~cnnpipe.data.arrays.PreparedWriter`, so a failure
-leaves no partial output behind.
+leaves no partial output behind; a full disk is one line naming the dataset.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from cnnpipe.cpus import usable_cpus
-from cnnpipe.data.archives import open_zip
-from cnnpipe.data.arrays import PreparedWriter, SplitAppender
+from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, open_zip, read_zip_member
+from cnnpipe.data.arrays import PreparedWriter, SplitAppender, prepared_bytes
 from cnnpipe.data.readers import (
     IMAGE_ERRORS,
     decode_image,
@@ -97,21 +102,24 @@ def prepare_dataset(
     *,
     workers: int | None = None,
     log: Log = print,
+    limits: ArchiveLimits | None = None,
 ) -> None:
     """Dispatch on ``SOURCES[name].kind`` and write the prepared directory atomically.
 
     ``raw_dir`` holds the upstream files under their upstream names; ``params`` is
     ``datasets.<name>`` from params.yaml; ``workers`` is the number of image-decoding
-    threads (default: one per CPU).
+    threads (default: one per CPU); ``limits`` bound what archive members may inflate to
+    (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
     """
     source = get_source(name)
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    limits = limits or ArchiveLimits()
     if source.kind == "idx":
-        _prepare_idx(name, raw_dir, out_dir, params, log)
+        _prepare_idx(name, raw_dir, out_dir, params, log, limits)
     elif source.kind == "cifar":
-        _prepare_cifar(name, raw_dir, out_dir, params, log)
+        _prepare_cifar(name, raw_dir, out_dir, params, log, limits)
     elif source.kind == "celeba":
-        _prepare_celeba(name, raw_dir, out_dir, workers, log)
+        _prepare_celeba(name, raw_dir, out_dir, workers, log, limits)
     elif source.kind == "imagefolder":
         # The registry lists the training zip first and the held-out evaluation zip second.
         train_file, test_file = (f.name for f in source.files)
@@ -126,6 +134,7 @@ def prepare_dataset(
             workers=workers,
             log=log,
             meta={"source": [train_file, test_file]},
+            limits=limits,
         )
     else:  # a registry entry without a reader is a programming error
         raise ValueError(f"no reader for dataset kind {source.kind!r}")
@@ -141,12 +150,14 @@ def prepare_imagefolder(
     workers: int | None = None,
     log: Log = print,
     name: str = "imagefolder",
+    limits: ArchiveLimits | None = None,
 ) -> None:
     """Prepare a local directory or zip laid out ``train/<class>/…``.
 
     An optional ``val/`` or ``validate/`` folder becomes the valid split (otherwise a
     stratified ``valid_fraction`` of train, seeded by ``split_seed``); an optional ``test/``
-    folder the test split. ``name`` labels the log lines and param names in errors.
+    folder the test split. ``name`` labels the log lines and param names in errors. A file
+    or member over ``limits`` is skipped unread and listed in ``skipped.json``.
     """
     source = _require(Path(source))
     where = f"datasets.{name}"
@@ -180,6 +191,7 @@ def prepare_imagefolder(
         workers=workers,
         log=log,
         meta={"source": [source.name]},
+        limits=limits or ArchiveLimits(),
     )
 
 
@@ -258,9 +270,11 @@ def _require(path: Path) -> Path:
 # ------------------------------------------------------------------- IDX and CIFAR
 
 
-def _read_idx_pair(images_file: Path, labels_file: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(_require(images_file), ndim=3)
-    labels = read_idx(_require(labels_file), ndim=1).astype(np.int64)
+def _read_idx_pair(
+    images_file: Path, labels_file: Path, n_classes: int, limits: ArchiveLimits
+) -> tuple[np.ndarray, np.ndarray]:
+    images = read_idx(_require(images_file), ndim=3, limits=limits)
+    labels = read_idx(_require(labels_file), ndim=1, limits=limits).astype(np.int64)
     if len(images) != len(labels):
         raise DataFormatError(
             f"{images_file} holds {len(images)} images but {labels_file} holds {len(labels)} "
@@ -290,12 +304,15 @@ def _write_leading_valid(
     writer.write_split("test", test_images, test_labels)
 
 
-def _prepare_idx(name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log) -> None:
+def _prepare_idx(
+    name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log, limits: ArchiveLimits
+) -> None:
     classes = IDX_CLASSES[name]
-    train = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["train"]), len(classes))
-    test = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["test"]), len(classes))
+    train = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["train"]), len(classes), limits)
+    test = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["test"]), len(classes), limits)
     n_valid = _valid_first(name, params, len(train[0]), IDX_FILES["train"][0])
-    with PreparedWriter(out_dir) as writer:
+    size = sum(a.nbytes for pair in (train, test) for a in pair)
+    with PreparedWriter(out_dir, expected_bytes=size) as writer:
         _write_leading_valid(writer, train, test, n_valid)
         writer.set_classes(
             classes,
@@ -306,15 +323,31 @@ def _prepare_idx(name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, A
     _log_counts(log, name, out_dir, len(train[0]) - n_valid, n_valid, len(test[0]))
 
 
-def _prepare_cifar(name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log) -> None:
+def _gzip_size(path: Path) -> int | None:
+    """The uncompressed size a gzip file records in its last four bytes (modulo 4 GiB); None
+    for a file that is not gzip."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return None
+            f.seek(-4, 2)
+            return int.from_bytes(f.read(4), "little")
+    except OSError:
+        return None
+
+
+def _prepare_cifar(
+    name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log, limits: ArchiveLimits
+) -> None:
     archive = _require(raw_dir / CIFAR_FILE)
     n_valid = _valid_first(name, params, None, CIFAR_FILE)
-    with PreparedWriter(out_dir) as writer:
+    # The prepared arrays take about what the tar inside the gzip does (pixels and labels).
+    with PreparedWriter(out_dir, expected_bytes=_gzip_size(archive)) as writer:
         # Batches are written as the archive is read; the first n_valid images go to valid.
         valid, train, test = (writer.append_split(s, (3, 32, 32)) for s in ("valid", "train", "test"))
         route = {"train": _InOrder(_LeadingRows(n_valid, valid, train)), "test": _InOrder(test.append)}
         classes = stream_cifar10(
-            archive, lambda split, i, images, labels: route[split].add(i, images, labels)
+            archive, lambda split, i, images, labels: route[split].add(i, images, labels), limits
         )
         n_train = valid.count + train.count
         _valid_first(name, params, n_train, CIFAR_FILE)
@@ -386,28 +419,39 @@ def _progress(total: int, name: str) -> tqdm:
 # --------------------------------------------------------------------------- CelebA
 
 
-def _prepare_celeba(name: str, raw_dir: Path, out_dir: Path, workers: int | None, log: Log) -> None:
+def _prepare_celeba(
+    name: str, raw_dir: Path, out_dir: Path, workers: int | None, log: Log, limits: ArchiveLimits
+) -> None:
     zip_path = _require(raw_dir / CELEBA_ZIP)
     attr_names, by_split = _celeba_lists(raw_dir)
     total = sum(len(files) for files, _ in by_split.values())
     with PreparedWriter(out_dir) as writer:
         with open_zip(zip_path) as zf, _progress(total, name) as bar:
-            members = set(zf.namelist())
+            members = {info.filename: info for info in zf.infolist()}
             for files, _ in by_split.values():
                 for file in files:
-                    if f"{CELEBA_FOLDER}/{file}" not in members:
+                    info = members.get(f"{CELEBA_FOLDER}/{file}")
+                    if info is None:
                         raise DataFormatError(
                             f"{zip_path}: {CELEBA_FOLDER}/{file}, listed in {CELEBA_PARTITION}, "
                             "is missing; the zip is incomplete — delete it and download it again"
                         )
+                    problem = limits.zip_problem(info)
+                    if problem is not None:  # refused before anything is inflated
+                        raise MemberTooLarge(zip_path, info.filename, problem)
+
+            def read(member: str) -> bytes:
+                return read_zip_member(zf, members[member], zip_path, limits)
+
             # Every image must have the shape of the first one (3×218×178 upstream).
             first = f"{CELEBA_FOLDER}/{next(f for files, _ in by_split.values() for f in files)}"
-            shape = _decode_celeba(zip_path, first, zf.read(first)).shape
+            shape = _decode_celeba(zip_path, first, read(first)).shape
+            writer.expected_bytes = prepared_bytes(total, shape, (len(attr_names),))
             for split, (files, labels) in by_split.items():
                 arrays = writer.new_split(split, len(files), shape, labels.shape[1:])
                 arrays.labels[:] = labels
                 members_in_order = (f"{CELEBA_FOLDER}/{f}" for f in files)
-                jobs = ((arrays.images, i, m, zf.read(m)) for i, m in enumerate(members_in_order))
+                jobs = ((arrays.images, i, m, read(m)) for i, m in enumerate(members_in_order))
                 for _ in _ordered_map(partial(_decode_celeba_into, zip_path, shape), jobs, workers):
                     bar.update()
                 arrays.images.flush()
@@ -470,20 +514,35 @@ def _decode_celeba_into(
 
 
 @contextlib.contextmanager
-def _member_reader(source: Path) -> Iterator[Callable[[str], bytes | OSError]]:
-    """Yield ``read(path)`` for the paths list_imagefolder returned for ``source``."""
+def _member_reader(source: Path, limits: ArchiveLimits) -> Iterator[Callable[[str], bytes | str]]:
+    """Yield ``read(path)`` for the paths list_imagefolder returned for ``source``.
+
+    ``read`` gives the bytes, or the reason they were not read (a file that cannot be read, a
+    member or file over ``limits``): such images are skipped like undecodable ones.
+    """
     if source.is_dir():
 
-        def read_file(path: str) -> bytes | OSError:
+        def read_file(path: str) -> bytes | str:
             try:
+                problem = limits.size_problem(Path(path).stat().st_size)
+                if problem is not None:
+                    return f"{problem}; not read"
                 return Path(path).read_bytes()
-            except OSError as exc:  # an unreadable file is skipped like an undecodable one
-                return exc
+            except OSError as exc:
+                return _reason(exc)
 
         yield read_file
     else:
         with open_zip(source) as zf:
-            yield zf.read
+            infos = {info.filename: info for info in zf.infolist()}
+
+            def read_member(name: str) -> bytes | str:
+                try:
+                    return read_zip_member(zf, infos[name], source, limits)
+                except MemberTooLarge as exc:  # checked before anything is inflated
+                    return f"{exc.problem}; not read (a decompression bomb?)"
+
+            yield read_member
 
 
 def _reason(exc: Exception) -> str:
@@ -492,9 +551,9 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {_OBJECT_REPR.sub('', str(exc)).strip()}"
 
 
-def _decode_or_reason(data: bytes | OSError, size: tuple[int, int]) -> np.ndarray | str:
-    if isinstance(data, OSError):
-        return _reason(data)
+def _decode_or_reason(data: bytes | str, size: tuple[int, int]) -> np.ndarray | str:
+    if isinstance(data, str):
+        return data
     try:
         return decode_image(data, size)
     except IMAGE_ERRORS as exc:
@@ -538,6 +597,7 @@ def _prepare_folders(
     workers: int | None,
     log: Log,
     meta: dict[str, Any],
+    limits: ArchiveLimits,
 ) -> None:
     """Prepare an ImageFolder set whose splits come from ``parts``: split → (source, prefix)."""
     classes, train = _list_split(*parts["train"])
@@ -555,9 +615,11 @@ def _prepare_folders(
 
     skipped: list[dict[str, str]] = []
     kept: dict[str, list[str]] = {}
-    with PreparedWriter(out_dir) as writer, _progress(sum(map(len, samples.values())), name) as bar:
+    total = sum(map(len, samples.values()))
+    expected = prepared_bytes(total, (3, *size))
+    with PreparedWriter(out_dir, expected_bytes=expected) as writer, _progress(total, name) as bar:
         for split, listed in samples.items():
-            keep = _decode_split(writer, split, source_of[split], listed, size, workers, bar, skipped)
+            keep = _decode_split(writer, split, source_of[split], listed, size, workers, bar, skipped, limits)
             writer.shrink_split(split, keep)
             kept[split] = [
                 _relative(path, source_of[split]) for (path, _), ok in zip(listed, keep, strict=True) if ok
@@ -592,20 +654,21 @@ def _decode_split(
     workers: int | None,
     bar: tqdm,
     skipped: list[dict[str, str]],
+    limits: ArchiveLimits,
 ) -> np.ndarray:
     """Decode ``listed`` into ``split``'s arrays; return the boolean mask of readable images."""
     arrays = writer.new_split(split, len(listed), (3, *size))
     arrays.labels[:] = [label for _, label in listed]
     keep = np.ones(len(listed), dtype=bool)
 
-    def decode_into(i: int, data: bytes | OSError) -> str | None:
+    def decode_into(i: int, data: bytes | str) -> str | None:
         result = _decode_or_reason(data, size)
         if isinstance(result, str):
             return result
         arrays.images[i] = result
         return None
 
-    with _member_reader(source) as read:
+    with _member_reader(source, limits) as read:
         jobs = ((i, read(path)) for i, (path, _) in enumerate(listed))
         for i, error in enumerate(_ordered_map(decode_into, jobs, workers)):
             if error is not None:

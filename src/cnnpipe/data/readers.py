@@ -9,8 +9,10 @@ message names the file and says what to do:
 * CelebA's attribute and partition lists: :func:`read_celeba_attributes`,
   :func:`read_celeba_partition`
 * ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
+  (which ``cnnpipe predict`` uses too, so new images are read as the training ones were)
 
-Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted.
+Archives are read in place through :mod:`cnnpipe.data.archives`, never extracted, and
+nothing is inflated past the sizes :class:`~cnnpipe.data.archives.ArchiveLimits` allows.
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from cnnpipe.data.archives import check_member_name, iter_tar_members, open_zip
+from cnnpipe.data.archives import (
+    ArchiveLimits,
+    MemberTooLarge,
+    check_member_name,
+    iter_tar_members,
+    open_zip,
+)
 from cnnpipe.errors import ArchiveError, DataFormatError
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
-# Errors Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError).
+# Errors Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError;
+# ImageTooLarge, below, is a ValueError).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 # --------------------------------------------------------------------------- IDX
@@ -51,31 +60,57 @@ _IDX_DTYPES = {
 _IDX_KIND = {1: "labels", 3: "images"}
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
+def _too_large(path: Path, problem: str) -> DataFormatError:
+    return DataFormatError(
+        f"{path}: {problem} (a decompression bomb?); it was not read — the file is not the "
+        "upstream one: delete it and download it again (or raise the limit in params.yaml)"
+    )
+
+
+def _read_maybe_gzip(path: Path, limits: ArchiveLimits) -> bytes:
+    """The file's bytes, inflated if it is gzip: never more than ``limits`` allow.
+
+    The size gzip records in its last four bytes is checked before inflating, and inflating
+    stops one byte past the limit whatever the stream holds.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataFormatError(f"{path} is missing; download it first (`dvc repro`)") from None
     if raw[:2] != b"\x1f\x8b":
         return raw
+    declared = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    problem = limits.size_problem(declared)
+    if problem is not None:
+        raise _too_large(path, problem)
+    chunks, total = [], 0
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                if total > limits.max_member_bytes:
+                    raise _too_large(
+                        path, f"inflates past the limit data.max_member_mb: {limits.max_member_mb:g}"
+                    )
+                chunks.append(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise DataFormatError(
             f"{path}: not a readable gzip file ({exc}); it is truncated or corrupt — delete it "
             "and download it again"
         ) from None
+    return b"".join(chunks)
 
 
-def read_idx(path: Path, *, ndim: int | None = None) -> np.ndarray:
+def read_idx(path: Path, *, ndim: int | None = None, limits: ArchiveLimits | None = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a native-endian numpy array.
 
     The magic number must be ``0x00 0x00 <type code> <ndim>``; ``ndim=3`` additionally
     requires uint8 images (``0x00000803``) and ``ndim=1`` uint8 labels (``0x00000801``), as
-    in the MNIST files. The payload size must match the dimensions exactly.
+    in the MNIST files. The payload size must match the dimensions exactly. A gzip file is
+    inflated within ``limits`` (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
     """
     path = Path(path)
-    data = _read_maybe_gzip(path)
+    data = _read_maybe_gzip(path, limits or ArchiveLimits())
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     shown = f"0x{magic:08x}" if magic is not None else f"{len(data)} bytes only"
     if ndim is not None:
@@ -192,7 +227,7 @@ _CIFAR_BATCHES = {
 CifarSink = Callable[[str, int, np.ndarray, np.ndarray], None]
 
 
-def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
+def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None = None) -> list[str]:
     """Read ``cifar-10-python.tar.gz`` in one pass, handing each batch to ``sink`` as it is read.
 
     ``sink(split, position, images, labels)`` gets images uint8 N×3×32×32 and labels int64
@@ -200,8 +235,10 @@ def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
     0), in the order the archive stores them, which need not be the batch order. Returns the
     class names from ``batches.meta``. Everything is checked, including label ranges, before
     this returns, so a sink that writes output must only publish it after a normal return.
+    A batch whose tar header declares more than ``limits`` allow is refused unread.
     """
     archive = Path(archive)
+    limits = limits or ArchiveLimits()
     seen: dict[str, tuple[int, int]] = {}  # batch → (lowest, highest) label
     classes = None
     for member in iter_tar_members(archive):
@@ -213,6 +250,9 @@ def stream_cifar10(archive: Path, sink: CifarSink) -> list[str]:
         where = f"{archive}:{base}"
         if base in seen or (base == _CIFAR_META and classes is not None):
             raise DataFormatError(f"{where}: found twice in the archive; download it again")
+        problem = limits.size_problem(member.size)
+        if problem is not None:
+            raise MemberTooLarge(archive, member.name, problem)
         entry = _unpickle(member, where)
         if base == _CIFAR_META:
             classes = _cifar_classes(entry, where)
@@ -420,18 +460,76 @@ def list_top_folders(source: Path) -> list[str]:
     return sorted({f.split("/", 1)[0] for f in inner if "/" in f})
 
 
-def decode_image(data: bytes, size: tuple[int, int] | None) -> np.ndarray:
-    """Decode image bytes to uint8 C×H×W RGB, as torchvision's default loader and Resize do.
+# Pillow modes of one 16-bit channel, 0..65535 from black to white ("I", 32-bit, is how Pillow
+# opens 16-bit PGM and some 16-bit TIFFs; values outside 0..65535 are clipped).
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# round(v × 255 / 65535) = round(v / 257) for every 16-bit v, as a lookup table.
+_WIDE_TO_8BIT = ((np.arange(65536, dtype=np.uint32) + 128) // 257).astype(np.uint8)
 
-    The image is converted with ``.convert("RGB")`` (what ``pil_loader`` does for RGBA, L
-    and P images) and, when ``size=(H, W)`` is given, resized with PIL's bilinear filter, as
-    ``transforms.Resize((H, W))`` does on a PIL image. Pillow's errors propagate (see
-    :data:`IMAGE_ERRORS`).
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than Pillow's decompression-bomb limit allows."""
+
+
+def _check_pixels(img: Image.Image) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        raise ImageTooLarge(
+            f"{img.width}×{img.height} = {img.width * img.height} pixels, over Pillow's "
+            f"decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS); not decoded"
+        )
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """``img`` with 8 bits per channel, scaled (not clipped) from what its mode holds.
+
+    16-bit gray (:data:`WIDE_GRAY_MODES`) becomes ``L`` with ``round(v / 257)``; ``F`` (32-bit
+    float) is read as 0.0 = black to 1.0 = white, ``round(255 × f)``, clipped, NaN black.
+    Every other mode is returned as it is, for Pillow's own conversions: 8-bit modes (1, L,
+    P, RGB, RGBA, LA, PA, CMYK, YCbCr…) convert exactly, and Pillow opens 16-bit RGB(A) PNG,
+    TIFF and PPM files as 8-bit RGB(A) already (the high byte; PPM rounds).
     """
-    with Image.open(io.BytesIO(data)) as img:
-        rgb = img.convert("RGB")
+    if img.mode in WIDE_GRAY_MODES:
+        wide = np.clip(np.asarray(img), 0, 65535)
+        return Image.fromarray(_WIDE_TO_8BIT[wide], "L")
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float32)
+        gray = np.empty(values.shape, dtype=np.uint8)
+        for start in range(0, len(values), 1024):  # float64 a block of rows at a time
+            rows = np.nan_to_num(values[start : start + 1024].astype(np.float64), nan=0.0)
+            gray[start : start + 1024] = np.rint(np.clip(rows, 0.0, 1.0) * 255.0)
+        return Image.fromarray(gray, "L")
+    return img
+
+
+def image_array(img: Image.Image, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+    """An opened image as uint8 ``channels×H×W``: 8 bits (:func:`to_8bit`), RGB or L, resized.
+
+    The conversion is ``.convert("RGB")`` (what torchvision's ``pil_loader`` does for RGBA,
+    L and P images) or ``.convert("L")`` for one channel; with ``size=(H, W)`` the image is
+    resized with PIL's bilinear filter, as ``transforms.Resize((H, W))`` does on a PIL image.
+    """
+    _check_pixels(img)
+    converted = to_8bit(img).convert("L" if channels == 1 else "RGB")
     if size is not None:
         height, width = size
-        if rgb.size != (width, height):
-            rgb = rgb.resize((width, height), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
+        if converted.size != (width, height):
+            converted = converted.resize((width, height), Image.BILINEAR)
+    array = np.asarray(converted, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return np.array(array, order="C")  # a writable copy: Pillow's buffer is read-only
+
+
+def decode_image(
+    data: bytes | str | os.PathLike, size: tuple[int, int] | None, *, channels: int = 3
+) -> np.ndarray:
+    """Decode image bytes (or a file) to uint8 ``C×H×W``, as torchvision's default loader and Resize do.
+
+    See :func:`image_array`: 16-bit and float images are scaled to 8 bits, not clipped, and
+    an image over Pillow's decompression-bomb limit raises :class:`ImageTooLarge` before it is
+    decoded. Pillow's errors propagate (see :data:`IMAGE_ERRORS`). ``cnnpipe predict`` reads
+    new files through this same function.
+    """
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    with Image.open(source) as img:
+        return image_array(img, size, channels)

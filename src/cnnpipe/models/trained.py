@@ -69,8 +69,29 @@ def save_trained(
         "input_shape": [int(s) for s in input_shape],
         "extra": dict(extra or {}),
     }
-    with atomic_file(path) as tmp:
-        torch.save(bundle, tmp)
+    save_torch(path, bundle)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in ``obj`` (nested dicts, lists and tuples): about its saved size."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path`` atomically.
+
+    It writes through a Python file: torch's own file writer reports a full disk as a
+    RuntimeError with no errno; this way the ENOSPC is raised (and chained to torch's
+    RuntimeError), and :func:`cnnpipe.fileio.atomic_file` turns it into one line naming ``path``.
+    """
+    with atomic_file(path, lambda: tensor_bytes(obj)) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnpipe.fileio import atomic_file
+from cnnpipe.models.trained import save_torch
 
 FORMAT_VERSION = 1
 # Schedules whose shape depends on the total number of epochs; for the others a checkpoint can
@@ -74,8 +74,7 @@ def fingerprint(
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """Write ``state`` (plus the format version) atomically with ``torch.save``."""
-    with atomic_file(path) as tmp:
-        torch.save({"format": FORMAT_VERSION, **state}, tmp)
+    save_torch(path, {"format": FORMAT_VERSION, **state})
 
 
 def load_checkpoint(

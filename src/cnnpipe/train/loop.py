@@ -8,7 +8,14 @@ A run that finds a checkpoint with the same fingerprint continues after its last
 epoch and ends with exactly the weights and history an uninterrupted run would (on the CPU,
 bit for bit): everything random is drawn from generators seeded by (seed, epoch).
 At the end it writes ``model.pt`` (the trained bundle), ``history.json`` and
-``plots/<name>/augmentation.png``.
+``plots/<name>/augmentation.png``. At start it removes the temporaries a crashed run left
+beside those outputs; a full disk is one line naming the output it could not write.
+
+The stage passes a check that params.yaml still holds what the run started with; it runs at
+every epoch's end, before anything of that epoch is written, and before the final outputs.
+If another ``dvc exp run`` in the same workspace has rewritten the model's params meanwhile,
+the run stops with one line and writes nothing more (the checkpoints already written were
+made with the params it started with).
 
 In a DDP worker (``dist``, see :mod:`cnnpipe.train.distributed`) ``train.batch_size`` stays the
 global batch: every rank draws the same epoch order and global batches, trains on its shard
@@ -32,8 +39,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from cnnpipe.errors import ParamError
-from cnnpipe.fileio import atomic_write_json
+from cnnpipe.errors import ParamError, ParamsChangedError
+from cnnpipe.fileio import atomic_write_json, no_space_as_error, remove_stale_temps
 from cnnpipe.models.trained import save_trained
 from cnnpipe.models.transfer import TransferArch, weights_label
 from cnnpipe.train import device as devices
@@ -225,8 +232,6 @@ def _resume_point(rt: Runtime, schedule: Schedule, print_: Log, fp: str) -> tupl
     name, epochs, path = rt.config.name, rt.config.epochs, rt.paths.checkpoint
     state, why, existed = None, "", False
     if rt.is_main:
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
         state, why = load_checkpoint(path)
         existed = path.exists()
     if rt.dist is not None:
@@ -311,6 +316,21 @@ def _silent(_: str) -> None:
     pass
 
 
+def _stop_if_params_changed(rt: Runtime, changed: Callable[[], bool] | None) -> None:
+    """Raise on every rank alike when rank 0 finds params.yaml changed under the run."""
+    if changed is None:
+        return
+    verdict = bool(changed()) if rt.is_main else False
+    if rt.dist is not None:
+        verdict = rt.dist.broadcast(verdict)
+    if verdict:
+        raise ParamsChangedError(
+            f"params.yaml changed while train@{rt.config.name} was running (another dvc exp run in "
+            "this workspace?); nothing more was written — queue experiments instead: "
+            "dvc exp run --queue -S …, then dvc queue start"
+        )
+
+
 def train_model(
     name: str,
     params: Mapping[str, Any],
@@ -318,6 +338,7 @@ def train_model(
     root: Path = Path("."),
     log: Log = print,
     dist: Distributed | None = None,
+    params_changed: Callable[[], bool] | None = None,
 ) -> dict:
     """Train ``models.<name>`` from ``params`` with files under ``root``; returns a summary.
 
@@ -328,12 +349,16 @@ def train_model(
     metrics, ``resumed_from`` (epochs taken from a checkpoint) and the device.
 
     ``dist`` makes this one DDP worker of several (see the module docstring); only rank 0
-    logs and writes, every rank returns the same summary.
+    logs and writes, every rank returns the same summary. ``params_changed`` (see
+    :func:`cnnpipe.params.watch`) returning True stops the run with a ParamsChangedError
+    before the next write.
     """
     if dist is not None and not dist.is_main:
         log = _silent
     rt = build_runtime(name, params, root=Path(root), log=log, dist=dist)
     config, data, paths = rt.config, rt.data, rt.paths
+    if rt.is_main:  # what a run killed mid-write left beside the outputs
+        remove_stale_temps(paths.checkpoint, paths.model_file, paths.history_file, paths.augmentation_plot)
     epochs, batch_size = config.epochs, config.train.batch_size
     schedule = build_schedule(
         rt.optimizer, config.train, epochs, steps_per_epoch(len(data.train), batch_size)
@@ -351,7 +376,11 @@ def train_model(
             + ("" if dist is None else f" x {dist.world_size} processes (DDP)")
         )
 
-    live = _open_live(paths.live_dir, history) if rt.is_main else None
+    if rt.is_main:
+        with no_space_as_error(paths.live_dir):
+            live = _open_live(paths.live_dir, history)
+    else:
+        live = None
     eval_batch = max(batch_size, MIN_EVAL_BATCH)
     for epoch in range(done + 1, epochs + 1):
         start = time.perf_counter()
@@ -369,6 +398,7 @@ def train_model(
             "lr": lr,
         }
         history.append(entry)
+        _stop_if_params_changed(rt, params_changed)
         log(
             f"{name} epoch {epoch}/{epochs}: train loss {train['loss']:.4f} acc {train['acc']:.2%} | "
             f"{data.valid_name} loss {val['loss']:.4f} acc {val['acc']:.2%} | lr {lr:.3g} | "
@@ -376,7 +406,8 @@ def train_model(
         )
         if not rt.is_main:
             continue
-        _log_live(live, entry)
+        with no_space_as_error(paths.live_dir):
+            _log_live(live, entry)
         save_checkpoint(
             paths.checkpoint,
             {
@@ -392,8 +423,10 @@ def train_model(
                 "device": rt.device.type,
             },
         )
+    _stop_if_params_changed(rt, params_changed)
     if rt.is_main:
-        live.end()
+        with no_space_as_error(paths.live_dir):
+            live.end()
         extra = _export(rt, history)
         best, last = extra["best"], extra["last"]
         log(
