@@ -250,7 +250,7 @@ def test_one_models_plots_show_alone(demo_repo, tmp_path):
     html = (out / "index.html").read_text()
     assert "horses_cnn: loss, train vs validation" in html and "horses_cnn: confusion matrix" in html
     assert "horses_cnn/augmentation.png" in html and "confusion_matrix.png" in html
-    assert "mnist_cnn" not in html and "horses_cnn_aug" not in html
+    assert "mnist_cnn" not in html and "horses_cnn_aug/" not in html and "horses_cnn_aug:" not in html
 
 
 @pytest.mark.slow
