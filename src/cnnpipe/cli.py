@@ -164,8 +164,8 @@ def _cmd_plot_defs(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from cnnpipe.models.summary import format_summary, model_summary
     from cnnpipe.params import load_params
+    from cnnpipe.summary import format_summary, model_summary
 
     values = load_params(args.params)
     print("\n\n".join(format_summary(model_summary(name, values, depth=args.depth)) for name in args.models))
