@@ -162,18 +162,31 @@ def prediction_grid_figure(
         if title:
             fig.suptitle(title)
         return save_png(fig, path)
+    captions = [
+        f"true: {classes[int(labels[i])]}\npred: {classes[int(predicted[i])]} ({float(confidence[i]):.2f})"
+        for i in range(count)
+    ]
+    right = [int(labels[i]) == int(predicted[i]) for i in range(count)]
+    return _captioned_grid(images, captions, right, path, title=title)
+
+
+def _captioned_grid(
+    images: np.ndarray,
+    captions: Sequence[str],
+    right: Sequence[bool],
+    path: str | os.PathLike,
+    *,
+    title: str | None,
+) -> Path:
+    """Images in a grid, each titled with its caption in green (right) or red (wrong)."""
+    count = len(images)
     rows, cols = grid_shape(count)
     fig = new_figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
     for i in range(count):
         ax = axes.flat[i]
         show_image(ax, images[i])
-        truth, guess = classes[int(labels[i])], classes[int(predicted[i])]
-        ax.set_title(
-            f"true: {truth}\npred: {guess} ({float(confidence[i]):.2f})",
-            color=RIGHT if int(labels[i]) == int(predicted[i]) else WRONG,
-            fontsize=8,
-        )
+        ax.set_title(captions[i], color=RIGHT if right[i] else WRONG, fontsize=8)
     hide_unused(axes, count)
     if title:
         fig.suptitle(title)
@@ -238,23 +251,12 @@ def positive_class_figure(
     count = len(images)
     if count == 0:
         return prediction_grid_figure(images, labels, [], [], classes, path, title=title)
-    rows, cols = grid_shape(count)
-    fig = new_figure(2.0 * cols, 2.3 * rows + (0.4 if title else 0.0))
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
-    for i in range(count):
-        ax = axes.flat[i]
-        show_image(ax, images[i])
-        p = float(positive[i])
-        ok = (p > 0.5) == (int(labels[i]) == 1)
-        ax.set_title(
-            f"GT: {classes[int(labels[i])]}\nPr({classes[1]})={100 * p:.0f}%",
-            color=RIGHT if ok else WRONG,
-            fontsize=8,
-        )
-    hide_unused(axes, count)
-    if title:
-        fig.suptitle(title)
-    return save_png(fig, path)
+    captions = [
+        f"GT: {classes[int(labels[i])]}\nPr({classes[1]})={100 * float(positive[i]):.0f}%"
+        for i in range(count)
+    ]
+    right = [(float(positive[i]) > 0.5) == (int(labels[i]) == 1) for i in range(count)]
+    return _captioned_grid(images, captions, right, path, title=title)
 
 
 # --------------------------------------------------------------------------- filters / maps
