@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
+from params_archs import SPEC_COUNTS, from_scratch_models, params_arch
 from torch import nn
 
 from cnnpipe.errors import ParamError
-from cnnpipe.models import (
-    PRESETS,
-    SPEC_PARAM_COUNTS,
-    build_model,
-    count_parameters,
-    feature_shapes,
-    flat_size,
-    get_preset,
-)
-
-# Copied from SPEC, "Models": the acceptance check, kept independent of SPEC_PARAM_COUNTS.
-SPEC_COUNTS = {
-    "fashion_cnn": 333_898,
-    "mnist_cnn": 3_274_634,
-    "smile_cnn": 388_673,
-    "horses_cnn": 10_641_441,
-    "cifar2_fc": 1_574_402,
-    "cifar2_fc_deep": 3_737_474,
-    "cifar_net": 296_130,
-    "sea_cnn": 2_565_861,
-}
+from cnnpipe.models import build_model, count_parameters, feature_shapes, flat_size
 
 
-def test_presets_cover_the_spec_models():
-    assert set(PRESETS) == set(SPEC_COUNTS)
-    assert SPEC_PARAM_COUNTS == SPEC_COUNTS
+def test_every_from_scratch_model_of_params_yaml_has_a_spec_count():
+    assert from_scratch_models() == sorted(SPEC_COUNTS)
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_COUNTS))
-def test_preset_matches_spec_and_runs(name):
-    arch = PRESETS[name]
+def test_params_yaml_arch_matches_spec_and_runs(name):
+    arch = params_arch(name)
     model = build_model(arch, key=f"models.{name}.arch")
     assert count_parameters(model) == SPEC_COUNTS[name]
     model.eval()
@@ -49,24 +27,24 @@ def test_preset_matches_spec_and_runs(name):
 
 
 def test_structure_exposes_first_conv_and_flat_size():
-    model = build_model(PRESETS["mnist_cnn"])
+    model = build_model(params_arch("mnist_cnn"))
     first = model.features[0]
     assert isinstance(first, nn.Conv2d)
     assert (first.in_channels, first.out_channels, first.kernel_size) == (1, 32, (5, 5))
-    assert feature_shapes(PRESETS["mnist_cnn"]) == [(32, 14, 14), (64, 7, 7)]
-    assert flat_size(PRESETS["mnist_cnn"]) == 3136
-    assert flat_size(PRESETS["smile_cnn"]) == 256  # global average pool
-    assert flat_size(PRESETS["cifar2_fc"]) == 3072  # MLP: the flattened input
-    assert len(build_model(PRESETS["cifar2_fc"]).features) == 0
+    assert feature_shapes(params_arch("mnist_cnn")) == [(32, 14, 14), (64, 7, 7)]
+    assert flat_size(params_arch("mnist_cnn")) == 3136
+    assert flat_size(params_arch("smile_cnn")) == 256  # global average pool
+    assert flat_size(params_arch("cifar2_fc")) == 3072  # MLP: the flattened input
+    assert len(build_model(params_arch("cifar2_fc")).features) == 0
 
 
 def test_fashion_cnn_has_no_activation_between_its_linears():
-    classifier = build_model(PRESETS["fashion_cnn"]).classifier
+    classifier = build_model(params_arch("fashion_cnn")).classifier
     assert [type(m) for m in classifier] == [nn.Flatten, nn.Linear, nn.Linear]
 
 
 def test_dropout_override_changes_p_not_count():
-    arch = get_preset("mnist_cnn")
+    arch = params_arch("mnist_cnn")
     arch["dropout"] = 0.3
     arch["conv"][0]["dropout"] = 0.1
     model = build_model(arch)
@@ -74,14 +52,14 @@ def test_dropout_override_changes_p_not_count():
     assert model.features.conv1_drop.p == 0.1
     assert count_parameters(model) == SPEC_COUNTS["mnist_cnn"]
     # state-dict keys do not shift when dropout is switched on or off
-    assert build_model(arch).state_dict().keys() == build_model(PRESETS["mnist_cnn"]).state_dict().keys()
-    assert PRESETS["mnist_cnn"]["dropout"] == 0.5  # get_preset returned a copy
+    assert build_model(arch).state_dict().keys() == build_model(params_arch("mnist_cnn")).state_dict().keys()
+    assert params_arch("mnist_cnn")["dropout"] == 0.5  # params_arch returned a copy
 
 
 def test_same_seed_same_initial_weights():
     def weights(seed):
         torch.manual_seed(seed)
-        return build_model(PRESETS["cifar_net"]).state_dict()
+        return build_model(params_arch("cifar_net")).state_dict()
 
     first, second, other = weights(1), weights(1), weights(2)
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -89,7 +67,7 @@ def test_same_seed_same_initial_weights():
 
 
 def _with(change):
-    arch = copy.deepcopy(PRESETS["mnist_cnn"])
+    arch = params_arch("mnist_cnn")
     change(arch)
     return arch
 
@@ -140,8 +118,3 @@ def test_minimal_arch_uses_defaults():
     model = build_model({"input": [3, 4, 4], "outputs": 3})
     assert count_parameters(model) == 3 * 4 * 4 * 3 + 3
     assert model(torch.zeros(2, 3, 4, 4)).shape == (2, 3)
-
-
-def test_unknown_preset_is_a_param_error():
-    with pytest.raises(ParamError, match="unknown model preset 'nope'; expected one of fashion_cnn"):
-        get_preset("nope")

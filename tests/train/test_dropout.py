@@ -1,10 +1,11 @@
 """MaskDropout: nn.Dropout's distribution with a faster CPU mask, swapped in without state changes."""
 
 import torch
+from params_archs import params_arch
 from torch import nn
 from toydata import toy_params
 
-from cnnpipe.models import PRESETS, build_model
+from cnnpipe.models import build_model
 from cnnpipe.train.dropout import MaskDropout, use_mask_dropout
 from cnnpipe.train.runtime import build_runtime
 
@@ -36,7 +37,7 @@ def test_gradient_flows_only_through_kept_elements():
 
 
 def test_swap_replaces_every_dropout_and_keeps_the_state_dict():
-    model = build_model(PRESETS["smile_cnn"])
+    model = build_model(params_arch("smile_cnn"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ps = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
     use_mask_dropout(model)

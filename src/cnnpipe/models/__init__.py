@@ -1,6 +1,5 @@
-"""Models: from-scratch CNNs and MLPs built from a params mapping, and the SPEC presets."""
+"""Models: from-scratch CNNs and MLPs built from a params mapping."""
 
-from cnnpipe.models.presets import PRESETS, SPEC_PARAM_COUNTS, get_preset
 from cnnpipe.models.zoo import (
     ACTIVATIONS,
     Arch,
@@ -14,14 +13,11 @@ from cnnpipe.models.zoo import (
 
 __all__ = [
     "ACTIVATIONS",
-    "PRESETS",
-    "SPEC_PARAM_COUNTS",
     "Arch",
     "ConvBlock",
     "build_model",
     "count_parameters",
     "feature_shapes",
     "flat_size",
-    "get_preset",
     "parse_arch",
 ]

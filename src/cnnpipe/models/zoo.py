@@ -137,7 +137,7 @@ def _list(value: Any, where: str) -> list[Any]:
 
 def _required(mapping: Mapping[str, Any], name: str, where: str) -> Any:
     if name not in mapping:
-        raise ParamError(f"{where}.{name}: missing; add it (see the model presets for examples)")
+        raise ParamError(f"{where}.{name}: missing; add it (see params.yaml's models for examples)")
     return mapping[name]
 
 
