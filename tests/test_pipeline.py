@@ -189,7 +189,7 @@ def test_plots_show_renders_curves_and_confusion_matrices(demo_repo, tmp_path):
 
 @pytest.mark.slow
 def test_plots_show_has_the_dataset_pictures_and_augmentation_galleries(demo_repo, tmp_path):
-    """README "What a CNN does": every dataset's explore figures and every model's gallery are plots."""
+    """docs/figures.md: every dataset's explore figures and every model's gallery are plots."""
     repo, env, _ = demo_repo
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     html = (tmp_path / "plots" / "index.html").read_text()

@@ -1,4 +1,4 @@
-"""The GitHub Actions workflow parses and does what the README says it does."""
+"""The GitHub Actions workflow parses and does what docs/remotes-and-ci.md says it does."""
 
 import re
 import subprocess
