@@ -20,14 +20,13 @@ from torchvision.datasets import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFold
 
 from cnnpipe.data.archives import safe_extract
 from cnnpipe.data.sample import (
-    CELEBA_ATTRIBUTES,
     DEFAULT_SIZES,
     LOCAL_SETS,
     parse_size_overrides,
     write_celeba_torchvision_extras,
     write_sample_mirror,
 )
-from cnnpipe.data.sources import SOURCES
+from cnnpipe.data.sources import CELEBA_ATTRIBUTES, SOURCES
 from cnnpipe.errors import ParamError
 
 

@@ -39,18 +39,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cnnpipe import __version__ as _pkg_version
+from cnnpipe.data.md5sums import MD5SUMS, BadMd5Line, file_md5, parse_md5sums
 from cnnpipe.data.sources import LOCAL_SETS, get_source
 from cnnpipe.errors import DownloadError, ParamError
 from cnnpipe.fileio import atomic_file, no_space_as_error
 
-MANIFEST_NAME = "MD5SUMS"
 DEFAULT_PARTIAL_DIR = Path(".cache/downloads")
 
 _USER_AGENT = f"cnnpipe/{_pkg_version} (Python-urllib; dataset download)"
 _CHUNK = 1 << 16
 _SNIFF = 512
 _MIRRORS_HINT = 'see README, "Mirrors"'
-_MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
 
 # Looked up at call time so tests can replace it.
@@ -124,27 +123,19 @@ def _check_mirror(mirror: str) -> None:
 
 
 def _parse_manifest(text: str, where: str) -> dict[str, str]:
-    sums: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _MANIFEST_LINE.match(line)
-        if match is None:
-            raise DownloadError(
-                f"{where}: line {number} is not '<md5>  <dataset>/<file>' ({line[:60]!r}); "
-                "regenerate it with md5sum */* in the mirror"
-            )
-        name = match.group(2).strip()
-        name = name.removeprefix("./")
-        sums[name] = match.group(1).lower()
-    return sums
+    try:
+        return parse_md5sums(text)
+    except BadMd5Line as exc:
+        raise DownloadError(
+            f"{where}: line {exc.number} is not '<md5>  <dataset>/<file>' ({exc.line[:60]!r}); "
+            "regenerate it with md5sum */* in the mirror"
+        ) from None
 
 
 def _manifest_location(mirror: str) -> str:
     if _is_http(mirror) or mirror.lower().startswith("file:"):
-        return f"{mirror.rstrip('/')}/{MANIFEST_NAME}"
-    return str(Path(mirror) / MANIFEST_NAME)
+        return f"{mirror.rstrip('/')}/{MD5SUMS}"
+    return str(Path(mirror) / MD5SUMS)
 
 
 def _read_http_text(url: str, timeout: float = 60.0) -> str | None:
@@ -178,7 +169,7 @@ def read_manifest(mirror: str) -> dict[str, str] | None:
         text = _read_http_text(where)
     else:
         local = _local_path(mirror)
-        path = None if local is None else local / MANIFEST_NAME
+        path = None if local is None else local / MD5SUMS
         if path is None or not path.is_file():
             return None
         try:
@@ -189,14 +180,6 @@ def read_manifest(mirror: str) -> dict[str, str] | None:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _progress(name: str, total: int | None, initial: int = 0) -> tqdm:
@@ -359,7 +342,7 @@ def _open(url: str, offset: int, timeout: float, label: str) -> http.client.HTTP
 def _range_refused(exc: urllib.error.HTTPError, part: Path, offset: int, md5: str | None) -> bool:
     """After a 416: True if ``part`` already holds the whole file; else discard it."""
     _, total = _content_range(exc.headers.get("Content-Range"))
-    complete = _md5_of(part) == md5 if md5 is not None else total == offset
+    complete = file_md5(part) == md5 if md5 is not None else total == offset
     if not complete:
         part.unlink(missing_ok=True)
     return complete
@@ -481,7 +464,7 @@ def _fetch_http(
 def _from_http(url: str, dest: Path, md5: str | None, part: Path, label: str, origin: str, **retry) -> None:
     _fetch_http(url, part, label, md5, **retry)
     if md5 is not None:
-        got = _md5_of(part)
+        got = file_md5(part)
         if got != md5:
             part.unlink(missing_ok=True)
             raise _mismatch_error(label, url, got, md5, origin)
@@ -502,7 +485,7 @@ def _already_present(dest: Path, md5: str | None, label: str, log: Log) -> bool:
     if md5 is None:
         log(f"{label}: already present at {dest} (no checksum to verify it against)")
         return True
-    if _md5_of(dest) == md5:
+    if file_md5(dest) == md5:
         log(f"{label}: already present at {dest}, checksum verified")
         return True
     log(f"{label}: {dest} does not match its checksum; downloading it again")

@@ -48,45 +48,19 @@ from cnnpipe.data.readers import (
     read_idx,
     stream_cifar10,
 )
-from cnnpipe.data.sources import get_source
+from cnnpipe.data.sources import (
+    CELEBA_ATTR,
+    CELEBA_FOLDER,
+    CELEBA_PARTITION,
+    CELEBA_SPLIT_CODE,
+    CELEBA_ZIP,
+    CIFAR_FILE,
+    IDX_CLASSES,
+    IDX_FILES,
+    get_source,
+)
 from cnnpipe.errors import DataFormatError, ParamError
 
-# torchvision's MNIST.classes and FashionMNIST.classes.
-IDX_CLASSES = {
-    "mnist": [
-        "0 - zero",
-        "1 - one",
-        "2 - two",
-        "3 - three",
-        "4 - four",
-        "5 - five",
-        "6 - six",
-        "7 - seven",
-        "8 - eight",
-        "9 - nine",
-    ],
-    "fashion_mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-}
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-CIFAR_FILE = "cifar-10-python.tar.gz"
-CELEBA_ZIP = "img_align_celeba.zip"
-CELEBA_ATTR = "list_attr_celeba.txt"
-CELEBA_PARTITION = "list_eval_partition.txt"
-CELEBA_FOLDER = "img_align_celeba"
 SKIPPED_FILE = "skipped.json"
 FILES_FILE = "files.json"
 
@@ -479,7 +453,7 @@ def _celeba_lists(raw_dir: Path) -> tuple[list[str], dict[str, tuple[list[str], 
                 "two files do not belong together — download both again"
             )
     by_split = {}
-    for code, split in enumerate(("train", "valid", "test")):
+    for split, code in CELEBA_SPLIT_CODE.items():
         files = [f for f, c in partition.items() if c == code]
         rows = np.array([row_of[f] for f in files], dtype=np.int64)
         # {-1, 1} → {0, 1}, as torchvision's CelebA(target_type="attr") returns them.

@@ -37,6 +37,7 @@ from cnnpipe.data.archives import (
     iter_tar_members,
     open_zip,
 )
+from cnnpipe.data.sources import CIFAR_FOLDER, CIFAR_META, CIFAR_TEST_BATCHES, CIFAR_TRAIN_BATCHES
 from cnnpipe.errors import ArchiveError, DataFormatError
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
@@ -146,10 +147,6 @@ def read_idx(path: Path, *, ndim: int | None = None, limits: ArchiveLimits | Non
 
 # ------------------------------------------------------------------------ CIFAR-10
 
-_CIFAR_FOLDER = "cifar-10-batches-py"
-_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_TEST = ("test_batch",)
-_CIFAR_META = "batches.meta"
 
 # Everything the CIFAR pickles (written by Python 2 numpy, or any later numpy) may refer to.
 _PICKLE_GLOBALS = {
@@ -219,8 +216,8 @@ def _cifar_classes(meta: dict[str, object], where: str) -> list[str]:
 
 # Where each batch goes: (split, position of the batch within the split).
 _CIFAR_BATCHES = {
-    **{name: ("train", i) for i, name in enumerate(_CIFAR_TRAIN)},
-    **{name: ("test", i) for i, name in enumerate(_CIFAR_TEST)},
+    **{name: ("train", i) for i, name in enumerate(CIFAR_TRAIN_BATCHES)},
+    **{name: ("test", i) for i, name in enumerate(CIFAR_TEST_BATCHES)},
 }
 
 # sink(split, position, images, labels), called once per batch in archive order.
@@ -243,30 +240,30 @@ def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None 
     classes = None
     for member in iter_tar_members(archive):
         base = posixpath.basename(member.name)
-        if base not in _CIFAR_BATCHES and base != _CIFAR_META:
+        if base not in _CIFAR_BATCHES and base != CIFAR_META:
             continue
-        if not posixpath.dirname(member.name).rstrip("/").endswith(_CIFAR_FOLDER):
+        if not posixpath.dirname(member.name).rstrip("/").endswith(CIFAR_FOLDER):
             continue
         where = f"{archive}:{base}"
-        if base in seen or (base == _CIFAR_META and classes is not None):
+        if base in seen or (base == CIFAR_META and classes is not None):
             raise DataFormatError(f"{where}: found twice in the archive; download it again")
         problem = limits.size_problem(member.size)
         if problem is not None:
             raise MemberTooLarge(archive, member.name, problem)
         entry = _unpickle(member, where)
-        if base == _CIFAR_META:
+        if base == CIFAR_META:
             classes = _cifar_classes(entry, where)
             continue
         images, labels = _cifar_batch(entry, where)
         seen[base] = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
         sink(*_CIFAR_BATCHES[base], images, labels)
-    missing = sorted({*_CIFAR_BATCHES, *([_CIFAR_META] if classes is None else [])} - seen.keys())
+    missing = sorted({*_CIFAR_BATCHES, *([CIFAR_META] if classes is None else [])} - seen.keys())
     if missing:
         raise DataFormatError(
-            f"{archive}: no {', '.join(missing)} under {_CIFAR_FOLDER}/; this is not the "
+            f"{archive}: no {', '.join(missing)} under {CIFAR_FOLDER}/; this is not the "
             "CIFAR-10 python archive — download cifar-10-python.tar.gz again"
         )
-    for split, names in (("train", _CIFAR_TRAIN), ("test", _CIFAR_TEST)):
+    for split, names in (("train", CIFAR_TRAIN_BATCHES), ("test", CIFAR_TEST_BATCHES)):
         low, high = min(seen[n][0] for n in names), max(seen[n][1] for n in names)
         if low < 0 or high >= len(classes):
             raise DataFormatError(

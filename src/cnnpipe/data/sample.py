@@ -26,11 +26,9 @@ only (no transcendental ufuncs), which IEEE-754 rounds identically on every CPU.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import math
 import pickle
-import re
 import struct
 import tarfile
 import zipfile
@@ -43,7 +41,25 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cnnpipe.data.sources import LOCAL_SETS, SOURCES
+from cnnpipe.data.md5sums import MD5SUMS, BadMd5Line, file_md5, parse_md5sums, write_md5sums
+from cnnpipe.data.sources import (
+    CELEBA_ATTR,
+    CELEBA_ATTRIBUTES,
+    CELEBA_FOLDER,
+    CELEBA_IMAGE_SIZE,
+    CELEBA_PARTITION,
+    CELEBA_SPLIT_CODE,
+    CELEBA_ZIP,
+    CIFAR10_CLASSES,
+    CIFAR_FILE,
+    CIFAR_FOLDER,
+    CIFAR_META,
+    CIFAR_TEST_BATCHES,
+    CIFAR_TRAIN_BATCHES,
+    IDX_FILES,
+    LOCAL_SETS,
+    SOURCES,
+)
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.fileio import atomic_file, atomic_write_bytes
 
@@ -58,65 +74,6 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
 }
 """Images per dataset and split written when no override is given."""
 
-MD5SUMS = "MD5SUMS"
-
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
-
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow",
-    "Arched_Eyebrows",
-    "Attractive",
-    "Bags_Under_Eyes",
-    "Bald",
-    "Bangs",
-    "Big_Lips",
-    "Big_Nose",
-    "Black_Hair",
-    "Blond_Hair",
-    "Blurry",
-    "Brown_Hair",
-    "Bushy_Eyebrows",
-    "Chubby",
-    "Double_Chin",
-    "Eyeglasses",
-    "Goatee",
-    "Gray_Hair",
-    "Heavy_Makeup",
-    "High_Cheekbones",
-    "Male",
-    "Mouth_Slightly_Open",
-    "Mustache",
-    "Narrow_Eyes",
-    "No_Beard",
-    "Oval_Face",
-    "Pale_Skin",
-    "Pointy_Nose",
-    "Receding_Hairline",
-    "Rosy_Cheeks",
-    "Sideburns",
-    "Smiling",
-    "Straight_Hair",
-    "Wavy_Hair",
-    "Wearing_Earrings",
-    "Wearing_Hat",
-    "Wearing_Lipstick",
-    "Wearing_Necklace",
-    "Wearing_Necktie",
-    "Young",
-)
-"""The 40 CelebA attribute names, in the order of ``list_attr_celeba.txt``."""
-
 # Approximate prevalence of each attribute in the real CelebA (fraction of +1).
 _CELEBA_PREVALENCE = (
     0.11, 0.27, 0.51, 0.20, 0.02, 0.15, 0.24, 0.23, 0.24, 0.15,
@@ -125,14 +82,6 @@ _CELEBA_PREVALENCE = (
     0.06, 0.48, 0.21, 0.32, 0.19, 0.05, 0.47, 0.12, 0.07, 0.77,
 )  # fmt: skip
 
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-_CIFAR_FOLDER = "cifar-10-batches-py"
-_CELEBA_SIZE = (218, 178)  # height, width
-_CELEBA_SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _GZIP_LEVEL = 6
 _F = np.float32
@@ -510,7 +459,7 @@ def _celeba_attributes(rng: np.random.Generator, n: int) -> np.ndarray:
 def _render_faces(rng: np.random.Generator, attrs: np.ndarray) -> np.ndarray:
     n = len(attrs)
     a = {name: attrs[:, i] > 0 for i, name in enumerate(CELEBA_ATTRIBUTES)}
-    h, w = _CELEBA_SIZE
+    h, w = CELEBA_IMAGE_SIZE
     canvas = _Canvas(n, h, w, 3)
     canvas.gradient(rng.uniform(30, 230, (n, 3)), rng.uniform(30, 230, (n, 3)))
     cx = 89 + rng.normal(0, 3, n)
@@ -864,7 +813,7 @@ def _write_idx(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
         templates = _blob_templates(_rng(seed, name, "templates"))
         render = _render_blobs
     written = []
-    for split, (images_file, labels_file) in _IDX_FILES.items():
+    for split, (images_file, labels_file) in IDX_FILES.items():
         n = sizes[split]
         rng = _rng(seed, name, split)
         labels = _balanced_labels(rng, n, 10)
@@ -895,7 +844,7 @@ def _write_cifar(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
 
     def members() -> Iterator[tuple[str, bytes]]:
         yield (
-            "batches.meta",
+            CIFAR_META,
             _py2_pickle(
                 {
                     "num_cases_per_batch": -(-sizes["train"] // 5),
@@ -906,11 +855,13 @@ def _write_cifar(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
         )
         rng = _rng(seed, name, "train")
         labels = _balanced_labels(rng, sizes["train"], 10)
-        for i, part in enumerate(np.array_split(labels, 5), start=1):
-            yield f"data_batch_{i}", batch(rng, part, f"training batch {i} of 5")
+        parts = np.array_split(labels, len(CIFAR_TRAIN_BATCHES))
+        for i, (member, part) in enumerate(zip(CIFAR_TRAIN_BATCHES, parts, strict=True), start=1):
+            yield member, batch(rng, part, f"training batch {i} of {len(parts)}")
         rng = _rng(seed, name, "test")
         labels = _balanced_labels(rng, sizes["test"], 10)
-        yield "test_batch", batch(rng, labels, "testing batch 1 of 1")
+        (test_member,) = CIFAR_TEST_BATCHES
+        yield test_member, batch(rng, labels, "testing batch 1 of 1")
         yield (
             "readme.html",
             (b'<meta HTTP-EQUIV="REFRESH" content="0; url=http://www.cs.toronto.edu/~kriz/cifar.html">\n'),
@@ -927,15 +878,15 @@ def _write_cifar(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
         return info
 
     with (
-        atomic_file(ds_dir / _CIFAR_ARCHIVE) as tmp,
+        atomic_file(ds_dir / CIFAR_FILE) as tmp,
         open(tmp, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
-        tar.addfile(tar_info(_CIFAR_FOLDER + "/"))
+        tar.addfile(tar_info(CIFAR_FOLDER + "/"))
         for member, data in members():
-            tar.addfile(tar_info(f"{_CIFAR_FOLDER}/{member}", len(data)), io.BytesIO(data))
-    return [_CIFAR_ARCHIVE]
+            tar.addfile(tar_info(f"{CIFAR_FOLDER}/{member}", len(data)), io.BytesIO(data))
+    return [CIFAR_FILE]
 
 
 def _celeba_rows(count: int) -> list[str]:
@@ -943,33 +894,33 @@ def _celeba_rows(count: int) -> list[str]:
 
 
 def _write_celeba(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
-    splits = list(_CELEBA_SPLIT_CODE)
+    splits = list(CELEBA_SPLIT_CODE)
     total = sum(sizes[s] for s in splits)
     files = _celeba_rows(total)
     attrs, partition = [], []
-    with atomic_file(ds_dir / "img_align_celeba.zip") as tmp, zipfile.ZipFile(tmp, "w") as zf:
-        zf.writestr(_zip_info("img_align_celeba/"), b"")
+    with atomic_file(ds_dir / CELEBA_ZIP) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr(_zip_info(f"{CELEBA_FOLDER}/"), b"")
         index = 0
         for split in splits:
             rng = _rng(seed, name, split)
             split_attrs = _celeba_attributes(rng, sizes[split])
             attrs.append(split_attrs)
-            partition += [_CELEBA_SPLIT_CODE[split]] * sizes[split]
+            partition += [CELEBA_SPLIT_CODE[split]] * sizes[split]
             for start in range(0, sizes[split], 32):
                 faces = _render_faces(rng, split_attrs[start : start + 32])
                 for face in faces:
                     buf = io.BytesIO()
                     Image.fromarray(face.transpose(1, 2, 0)).save(buf, "JPEG", quality=90)
-                    zf.writestr(_zip_info(f"img_align_celeba/{files[index]}"), buf.getvalue())
+                    zf.writestr(_zip_info(f"{CELEBA_FOLDER}/{files[index]}"), buf.getvalue())
                     index += 1
                 bar.update(len(faces))
     all_attrs = np.concatenate(attrs)
     lines = [str(total), " ".join(CELEBA_ATTRIBUTES)]
     lines += [f + "".join(f" {v:>2d}" for v in row) for f, row in zip(files, all_attrs.tolist(), strict=True)]
-    atomic_write_bytes(ds_dir / "list_attr_celeba.txt", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(ds_dir / CELEBA_ATTR, ("\n".join(lines) + "\n").encode())
     rows = [f"{f} {p}" for f, p in zip(files, partition, strict=True)]
-    atomic_write_bytes(ds_dir / "list_eval_partition.txt", ("\n".join(rows) + "\n").encode())
-    return ["img_align_celeba.zip", "list_attr_celeba.txt", "list_eval_partition.txt"]
+    atomic_write_bytes(ds_dir / CELEBA_PARTITION, ("\n".join(rows) + "\n").encode())
+    return [CELEBA_ZIP, CELEBA_ATTR, CELEBA_PARTITION]
 
 
 def write_celeba_torchvision_extras(folder: Path) -> None:
@@ -980,11 +931,7 @@ def write_celeba_torchvision_extras(folder: Path) -> None:
     image of ``folder/list_eval_partition.txt`` in the same order, with plausible values.
     """
     folder = Path(folder)
-    names = [
-        line.split()[0]
-        for line in (folder / "list_eval_partition.txt").read_text().splitlines()
-        if line.strip()
-    ]
+    names = [line.split()[0] for line in (folder / CELEBA_PARTITION).read_text().splitlines() if line.strip()]
     identity = [f"{f} {1 + i // 20}" for i, f in enumerate(names)]
     bbox = [str(len(names)), "image_id x_1 y_1 width height"]
     bbox += [f"{f} {95 + i % 7:>5d} {71 + i % 5:>3d} {226:>3d} {313:>3d}" for i, f in enumerate(names)]
@@ -1045,10 +992,11 @@ def _write_horse_or_human(ds_dir: Path, name: str, sizes, seed: int, bar) -> lis
             return f"horse{i // 10 + 1:02d}-{i % 10}.png"
         return f"human{i // 100 + 1:02d}-{i % 100:02d}.png"
 
-    for split, file in (("train", "horse-or-human.zip"), ("valid", "validation-horse-or-human.zip")):
+    files = [f.name for f in SOURCES[name].files]  # the training zip, then the validation one
+    for split, file in zip(("train", "valid"), files, strict=True):
         rng = _rng(seed, name, split)
         _write_folder_zip(ds_dir / file, "", classes, sizes[split], rng, bar, file_name, 0.15)
-    return ["horse-or-human.zip", "validation-horse-or-human.zip"]
+    return files
 
 
 def _write_rps(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
@@ -1057,17 +1005,17 @@ def _write_rps(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
         "rock": lambda rng, n: _render_hands(rng, n, 0),
         "scissors": lambda rng, n: _render_hands(rng, n, 2),
     }
-    for split, file, root, prefix in (
-        ("train", "rps.zip", "rps/", ""),
-        ("test", "rps-test-set.zip", "rps-test-set/", "test"),
-    ):
+    files = [f.name for f in SOURCES[name].files]  # the training zip, then the test one
+    # Each zip holds one folder named after it (rps.zip: rps/<class>/…).
+    for split, file, prefix in zip(("train", "test"), files, ("", "test"), strict=True):
+        root = file.removesuffix(".zip") + "/"
 
         def file_name(folder: str, i: int, prefix=prefix) -> str:
             return f"{prefix}{folder}{i // 100 + 1:02d}-{i % 100:03d}.png"
 
         rng = _rng(seed, name, split)
         _write_folder_zip(ds_dir / file, root, classes, sizes[split], rng, bar, file_name, 0.0)
-    return ["rps.zip", "rps-test-set.zip"]
+    return files
 
 
 def _write_sea(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
@@ -1104,32 +1052,17 @@ _WRITERS = {
 
 # ---------------------------------------------------------------------------- MD5SUMS
 
-_MD5_LINE = re.compile(r"^([0-9a-f]{32}) [ *](\S.*)$")
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _read_md5sums(path: Path) -> dict[str, str]:
-    sums: dict[str, str] = {}
     if not path.exists():
-        return sums
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _MD5_LINE.match(line)
-        if match is None:
-            raise DataFormatError(
-                f"{path}:{number}: not an md5sum line ({line[:60]!r}); delete {path} and "
-                "regenerate the whole sample mirror"
-            )
-        sums[match.group(2)] = match.group(1)
-    return sums
+        return {}
+    try:
+        return parse_md5sums(path.read_text())
+    except BadMd5Line as exc:
+        raise DataFormatError(
+            f"{path}:{exc.number}: not an md5sum line ({exc.line[:60]!r}); delete {path} and "
+            "regenerate the whole sample mirror"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -1173,11 +1106,10 @@ def write_sample_mirror(
         assert sorted(files) == sorted(expected), (ds, files, expected)
         total = 0
         for file in files:
-            sums[f"{ds}/{file}"] = _md5_file(ds_dir / file)
+            sums[f"{ds}/{file}"] = file_md5(ds_dir / file)
             total += (ds_dir / file).stat().st_size
         counts = ", ".join(f"{split} {n}" for split, n in split_sizes.items())
         log(f"sample {ds}: {counts} images, {len(files)} files, {total / 1e6:.1f} MB")
-    text = "".join(f"{md5}  {rel}\n" for rel, md5 in sorted(sums.items()))
-    atomic_write_bytes(out / MD5SUMS, text.encode())
+    write_md5sums(out / MD5SUMS, sums)
     log(f"sample mirror written to {out} ({len(sums)} files listed in {MD5SUMS})")
     return out
