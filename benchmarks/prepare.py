@@ -30,7 +30,7 @@ from torchvision.datasets.utils import extract_archive
 
 from cnnpipe import params
 from cnnpipe.data.prepare import prepare_dataset
-from cnnpipe.data.sample import write_sample_mirror
+from cnnpipe.sample.mirror import write_sample_mirror
 
 
 class _CIFAR10(datasets.CIFAR10):

@@ -32,7 +32,8 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from cnnpipe.data.prepare import prepare_dataset
-from cnnpipe.data.sample import write_celeba_torchvision_extras, write_sample_mirror
+from cnnpipe.sample.formats import write_celeba_torchvision_extras
+from cnnpipe.sample.mirror import write_sample_mirror
 from cnnpipe.data.sources import CELEBA_ATTRIBUTES
 from cnnpipe.data.stats import compute_stats
 from cnnpipe.data.subset import subset_by_attribute

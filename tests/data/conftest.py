@@ -31,7 +31,7 @@ def sample_sizes() -> dict[str, dict[str, int]]:
 @pytest.fixture(scope="session")
 def mirror(tmp_path_factory) -> Path:
     """A sample mirror in the upstream formats: ``<mirror>/<dataset>/<upstream file>``."""
-    from cnnpipe.data.sample import write_sample_mirror
+    from cnnpipe.sample.mirror import write_sample_mirror
 
     return write_sample_mirror(tmp_path_factory.mktemp("mirror"), sizes=SAMPLE_SIZES, log=lambda _: None)
 

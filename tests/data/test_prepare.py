@@ -23,7 +23,7 @@ from torchvision.transforms import Compose, PILToTensor, Resize
 from cnnpipe.data.archives import safe_extract
 from cnnpipe.data.arrays import SPLITS, load_meta, load_split
 from cnnpipe.data.prepare import prepare_dataset, prepare_imagefolder, stratified_split
-from cnnpipe.data.sample import _py2_pickle, write_celeba_torchvision_extras
+from cnnpipe.sample.formats import _py2_pickle, write_celeba_torchvision_extras
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 
 IMAGEFOLDER_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.25, "split_seed": 3}
