@@ -29,7 +29,7 @@ from torchvision import datasets, transforms
 from torchvision.datasets.utils import extract_archive
 
 from cnnpipe import params
-from cnnpipe.data.prepare import prepare_dataset
+from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.sample.mirror import write_sample_mirror
 
 

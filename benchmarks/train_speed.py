@@ -31,14 +31,14 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from cnnpipe.data.prepare import prepare_dataset
-from cnnpipe.sample.formats import write_celeba_torchvision_extras
-from cnnpipe.sample.mirror import write_sample_mirror
+from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.sources import CELEBA_ATTRIBUTES
 from cnnpipe.data.stats import compute_stats
 from cnnpipe.data.subset import subset_by_attribute
 from cnnpipe.models import build_model
 from cnnpipe.params import load_params
+from cnnpipe.sample.formats import write_celeba_torchvision_extras
+from cnnpipe.sample.mirror import write_sample_mirror
 from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import steps_per_epoch, train_epoch
 from cnnpipe.train.optim import build_loss, build_schedule

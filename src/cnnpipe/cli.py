@@ -30,7 +30,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_prepare_folder(args: argparse.Namespace) -> None:
-    from cnnpipe.data.prepare import prepare_imagefolder
+    from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 
     prepare_imagefolder(
         args.source,

@@ -28,7 +28,8 @@ from PIL import Image
 
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, safe_extract
 from cnnpipe.data.arrays import load_meta
-from cnnpipe.data.prepare import prepare_dataset, prepare_imagefolder
+from cnnpipe.data.prepare.dispatch import prepare_dataset
+from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 from cnnpipe.data.readers import read_idx
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 
