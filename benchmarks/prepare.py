@@ -6,9 +6,10 @@ written by the sample generator in the exact upstream format):
 * gzip backends: ``prepare_dataset("cifar10", ...)`` with params.yaml's ``datasets.cifar10``,
   as the prepare stage runs it (reads the pickled batches straight from the tar.gz and writes
   uint8 N×3×32×32 ``.npy`` arrays for train, valid and test), end to end, once with each gzip
-  reader :func:`cnnpipe.data.gzipstream.open_gzip` can pick: rapidgzip on every usable core,
-  ISA-L (``isal``) and the standard library's :mod:`gzip`. The time saved by each backend is
-  printed against ISA-L and against the standard library;
+  reader :func:`cnnpipe.data.gzipstream.open_gzip` can pick: ISA-L (``isal``, where the
+  fast-gzip extra is installed) and the standard library's :mod:`gzip`. The time saved by
+  each backend is printed against ISA-L and against the standard library (benchmarks/README.md
+  has the run that also measured rapidgzip, and why it was dropped);
 * baseline: extract the archive with torchvision's ``extract_archive`` (what
   ``CIFAR10(download=True)`` calls), build ``torchvision.datasets.CIFAR10(transform=ToTensor())``
   and ``torch.stack`` every image (its extraction time is also printed on its own), against
@@ -87,17 +88,14 @@ def _best_of_alternating(repeat: int, *sides) -> list[tuple[float, int, float]]:
 
 @contextlib.contextmanager
 def gzip_backend(name: str):
-    """Make ``open_gzip`` use one backend: "rapidgzip", "isal" or "stdlib" (hiding the faster ones)."""
-    hidden = {"rapidgzip": [], "isal": ["rapidgzip"], "stdlib": ["rapidgzip", "isal"]}[name]
+    """Make ``open_gzip`` use one backend: "isal" or "stdlib" (hiding isal)."""
+    hidden = {"isal": [], "stdlib": ["isal"]}[name]
     saved = {m: sys.modules.get(m) for m in hidden}
-    saved_min = gzipstream.PARALLEL_MIN_BYTES
     try:
         for module in hidden:
             sys.modules[module] = None  # `import module` now raises ImportError
-        gzipstream.PARALLEL_MIN_BYTES = 0 if name == "rapidgzip" else saved_min
         yield
     finally:
-        gzipstream.PARALLEL_MIN_BYTES = saved_min
         for module, value in saved.items():
             if value is None:
                 sys.modules.pop(module, None)
@@ -106,7 +104,7 @@ def gzip_backend(name: str):
 
 
 def _available(name: str) -> bool:
-    module = {"rapidgzip": "rapidgzip", "isal": "isal.igzip_threaded", "stdlib": "gzip"}[name]
+    module = {"isal": "isal.igzip_threaded", "stdlib": "gzip"}[name]
     try:
         __import__(module)
     except ImportError:
@@ -130,7 +128,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=50000, help="training images in the archive")
     parser.add_argument("--no-baseline", action="store_true", help="skip the torchvision recipe")
     args = parser.parse_args()
-    backends = [b for b in ("rapidgzip", "isal", "stdlib") if _available(b)]
+    backends = [b for b in ("isal", "stdlib") if _available(b)]
     with tempfile.TemporaryDirectory() as tmp:
         mirror = Path(tmp) / "mirror"
         write_sample_mirror(
