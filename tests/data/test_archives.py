@@ -7,8 +7,9 @@ import tarfile
 import zipfile
 
 import pytest
+from upstream_files import iter_tar_files, safe_extract
 
-from cnnpipe.data.archives import check_member_name, iter_tar_files, iter_tar_members, open_zip, safe_extract
+from cnnpipe.data.archives import check_member_name, iter_tar_members, open_zip
 from cnnpipe.errors import ArchiveError
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 from torchvision.datasets import folder as tv_folder
 from torchvision.datasets import mnist as tv_mnist
 from torchvision.transforms import Compose, PILToTensor, Resize
+from upstream_files import read_cifar10
 
 from cnnpipe.data.readers import (
     IMG_EXTENSIONS,
@@ -24,7 +25,6 @@ from cnnpipe.data.readers import (
     list_top_folders,
     read_celeba_attributes,
     read_celeba_partition,
-    read_cifar10,
     read_idx,
 )
 from cnnpipe.errors import ArchiveError, DataFormatError

@@ -5,7 +5,8 @@ One function per format, each returning plain numpy arrays and failing with a
 message names the file and says what to do:
 
 * IDX (MNIST, Fashion-MNIST): :func:`read_idx`
-* the CIFAR-10 python pickles inside ``cifar-10-python.tar.gz``: :func:`read_cifar10`
+* the CIFAR-10 python pickles inside ``cifar-10-python.tar.gz``, streamed batch by batch:
+  :func:`stream_cifar10`
 * CelebA's attribute and partition lists: :func:`read_celeba_attributes`,
   :func:`read_celeba_partition`
 * ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
@@ -271,28 +272,6 @@ def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None 
                 f"{len(classes)} classes; the archive is corrupt — download it again"
             )
     return classes
-
-
-def read_cifar10(archive: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Read ``cifar-10-python.tar.gz`` into memory without extracting it.
-
-    Returns ``({"train": (images, labels), "test": (images, labels)}, class names)`` with
-    images uint8 N×3×32×32 and labels int64; train is ``data_batch_1`` … ``data_batch_5`` in
-    that order (as torchvision concatenates them), test is ``test_batch``, and the class
-    names come from ``batches.meta``. :func:`stream_cifar10` does the same without holding
-    the whole set in memory.
-    """
-    batches: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def keep(split: str, position: int, images: np.ndarray, labels: np.ndarray) -> None:
-        batches[split, position] = (images, labels)
-
-    classes = stream_cifar10(archive, keep)
-    splits = {}
-    for split in ("train", "test"):
-        parts = [batches[key] for key in sorted(k for k in batches if k[0] == split)]
-        splits[split] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    return splits, classes
 
 
 # -------------------------------------------------------------------------- CelebA

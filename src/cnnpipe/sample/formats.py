@@ -251,36 +251,6 @@ def _write_celeba(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
     return [CELEBA_ZIP, CELEBA_ATTR, CELEBA_PARTITION]
 
 
-def write_celeba_torchvision_extras(folder: Path) -> None:
-    """Write the three other files torchvision's ``CelebA`` loads next to the sample ones.
-
-    ``identity_CelebA.txt``, ``list_bbox_celeba.txt`` and
-    ``list_landmarks_align_celeba.txt`` (each with upstream's header lines), one row per
-    image of ``folder/list_eval_partition.txt`` in the same order, with plausible values.
-    """
-    folder = Path(folder)
-    names = [line.split()[0] for line in (folder / CELEBA_PARTITION).read_text().splitlines() if line.strip()]
-    identity = [f"{f} {1 + i // 20}" for i, f in enumerate(names)]
-    bbox = [str(len(names)), "image_id x_1 y_1 width height"]
-    bbox += [f"{f} {95 + i % 7:>5d} {71 + i % 5:>3d} {226:>3d} {313:>3d}" for i, f in enumerate(names)]
-    landmarks = [
-        str(len(names)),
-        "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
-        "leftmouth_x leftmouth_y rightmouth_x rightmouth_y",
-    ]
-    landmarks += [
-        f"{f} {70:>4d} {108:>4d} {108:>4d} {108:>4d} {89:>4d} {128:>4d} "
-        f"{72:>4d} {150:>4d} {106:>4d} {150:>4d}"
-        for f in names
-    ]
-    for file, lines in (
-        ("identity_CelebA.txt", identity),
-        ("list_bbox_celeba.txt", bbox),
-        ("list_landmarks_align_celeba.txt", landmarks),
-    ):
-        atomic_write_bytes(folder / file, ("\n".join(lines) + "\n").encode())
-
-
 def _png(image: np.ndarray, rgba: bool) -> bytes:
     """Encode a ``3×H×W`` uint8 image as PNG, with an opaque alpha channel if ``rgba``."""
     hwc = image.transpose(1, 2, 0)
