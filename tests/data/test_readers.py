@@ -18,13 +18,12 @@ from torchvision.datasets import mnist as tv_mnist
 from torchvision.transforms import Compose, PILToTensor, Resize
 from upstream_files import read_cifar10
 
+from cnnpipe.data.celeba_lists import read_celeba_attributes, read_celeba_partition
 from cnnpipe.data.readers import (
     IMG_EXTENSIONS,
     decode_image,
     list_imagefolder,
     list_top_folders,
-    read_celeba_attributes,
-    read_celeba_partition,
     read_idx,
 )
 from cnnpipe.errors import ArchiveError, DataFormatError

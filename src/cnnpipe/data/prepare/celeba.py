@@ -9,9 +9,10 @@ import numpy as np
 
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, open_zip, read_zip_member
 from cnnpipe.data.arrays import PreparedWriter, prepared_bytes
+from cnnpipe.data.celeba_lists import read_celeba_attributes, read_celeba_partition
 from cnnpipe.data.prepare.common import Log, _log_counts, _reason, _require
 from cnnpipe.data.prepare.threads import _ordered_map, _progress
-from cnnpipe.data.readers import IMAGE_ERRORS, decode_image, read_celeba_attributes, read_celeba_partition
+from cnnpipe.data.readers import IMAGE_ERRORS, decode_image
 from cnnpipe.data.sources import CELEBA_ATTR, CELEBA_FOLDER, CELEBA_PARTITION, CELEBA_SPLIT_CODE, CELEBA_ZIP
 from cnnpipe.errors import DataFormatError
 
