@@ -215,6 +215,9 @@ def test_celeba_attributes_with_trailing_space_header(tmp_path):
     [
         ("3\nA B\nx.jpg 1 1\n", "header says 3 images but 1 rows follow"),
         ("1\nA B\nx.jpg 1\n", "line 3 is malformed"),
+        ("2\nA B\nx.jpg 1 1\ny.jpg 1 1 1\n", r"line 4 is malformed \(3 values for 2 attributes\)"),
+        ("1\nA B\nx.jpg 1 1.0\n", r"line 3 is malformed \(invalid literal for int\(\) with base 10: '1.0'\)"),
+        ("1\nA B\nx.jpg 1 one\n", r"line 3 is malformed \(invalid literal for int\(\) with base 10: 'one'\)"),
         ("1\nA B\nx.jpg 1 0\n", r"line 3 \(x.jpg\) has values other than -1/1"),
         ("<html>\n", "does not start with an image count"),
     ],

@@ -1,11 +1,16 @@
 """Readers for CelebA's two text tables: ``list_attr_celeba.txt`` and ``list_eval_partition.txt``.
 
-Each fails with a :class:`~cnnpipe.errors.DataFormatError` whose message names the file (and
-the line) and says what to do.
+Both fail with a :class:`~cnnpipe.errors.DataFormatError` whose message names the file and
+the line and says what to do. The attribute list (202,599 rows of 40 values upstream) is
+parsed by pandas' C reader, more than twice as fast as splitting its lines in Python; a file
+it does not parse into the expected table is read again line by line, which says what is
+wrong with it. The partition list, two fields a row, is as fast line by line.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +49,8 @@ def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray
             f"{path}: header says {count} images but {len(rows)} rows follow; the file is "
             "truncated — download it again"
         )
-    files: list[str] = []
-    values = np.empty((len(rows), len(names)), dtype=np.int64)
-    for i, row in enumerate(rows):
-        fields = row.split()
-        try:
-            if len(fields) != len(names) + 1:
-                raise ValueError(f"{len(fields) - 1} values for {len(names)} attributes")
-            values[i] = [int(v) for v in fields[1:]]
-        except ValueError as exc:
-            raise DataFormatError(f"{path}: line {i + 3} is malformed ({exc})") from None
-        files.append(fields[0])
+    parsed = _attribute_table(rows, len(names))
+    files, values = parsed if parsed is not None else _attribute_rows(path, rows, len(names))
     bad = ~np.isin(values, (-1, 1))
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
@@ -62,6 +58,51 @@ def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray
             f"{path}: line {row + 3} ({files[row]}) has values other than -1/1; the file is corrupt"
         )
     return names, files, values
+
+
+def _attribute_rows(path: Path, rows: list[str], n_names: int) -> tuple[list[str], np.ndarray]:
+    """The attribute rows split line by line; raises for the first malformed one."""
+    files: list[str] = []
+    values = np.empty((len(rows), n_names), dtype=np.int64)
+    for i, row in enumerate(rows):
+        fields = row.split()
+        try:
+            if len(fields) != n_names + 1:
+                raise ValueError(f"{len(fields) - 1} values for {n_names} attributes")
+            values[i] = [int(v) for v in fields[1:]]
+        except ValueError as exc:
+            raise DataFormatError(f"{path}: line {i + 3} is malformed ({exc})") from None
+        files.append(fields[0])
+    return files, values
+
+
+def _attribute_table(rows: list[str], n_names: int) -> tuple[list[str], np.ndarray] | None:
+    """The attribute rows parsed by pandas: (file names, values); None unless every row is a
+    file name and ``n_names`` integers (then :func:`_attribute_rows` says what is wrong)."""
+    import pandas as pd  # here: only this list needs it, and it takes a while to import
+
+    body = "\n".join(rows)
+    try:
+        table = pd.read_csv(
+            io.StringIO(body),
+            sep=r"\s+",
+            header=None,
+            dtype={0: str, **dict.fromkeys(range(1, n_names + 1), np.int64)},
+            quoting=csv.QUOTE_NONE,
+            na_filter=False,
+            engine="c",
+        )
+    except (ValueError, OverflowError, pd.errors.ParserError):
+        return None
+    if table.shape != (len(rows), n_names + 1):
+        return None
+    files = table[0].tolist()
+    # pandas reads "1.0" or "1e0" as the integer 1, where int() refuses them: any dot or
+    # exponent outside the file names sends the file the line-by-line way.
+    names = "".join(files)
+    if any(body.count(c) != names.count(c) for c in ".eE"):
+        return None
+    return files, table.iloc[:, 1:].to_numpy(np.int64)
 
 
 def read_celeba_partition(path: Path) -> dict[str, int]:
