@@ -26,9 +26,6 @@ def _cos_sin(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cos, sin
 
 
-# ---------------------------------------------------------------------------- rendering
-
-
 def _col(values) -> np.ndarray:
     """Per-sample values as an ``N×1×1`` float32 column, to broadcast against ``H×W``."""
     return np.asarray(values, dtype=_F).reshape(-1, 1, 1)

@@ -16,8 +16,6 @@ from cnnpipe.data.readers import IMAGE_ERRORS, decode_image
 from cnnpipe.data.sources import CELEBA_ATTR, CELEBA_FOLDER, CELEBA_PARTITION, CELEBA_SPLIT_CODE, CELEBA_ZIP
 from cnnpipe.errors import DataFormatError
 
-# --------------------------------------------------------------------------- CelebA
-
 
 def _prepare_celeba(
     name: str, raw_dir: Path, out_dir: Path, workers: int | None, log: Log, limits: ArchiveLimits

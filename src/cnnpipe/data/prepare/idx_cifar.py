@@ -15,8 +15,6 @@ from cnnpipe.data.readers import read_idx, stream_cifar10
 from cnnpipe.data.sources import CIFAR_FILE, IDX_CLASSES, IDX_FILES
 from cnnpipe.errors import DataFormatError
 
-# ------------------------------------------------------------------- IDX and CIFAR
-
 
 def _read_idx_pair(
     images_file: Path, labels_file: Path, n_classes: int, limits: ArchiveLimits

@@ -100,7 +100,7 @@ def stratified_split(labels: np.ndarray, valid_fraction: float, seed: int) -> tu
     return np.flatnonzero(in_train), valid
 
 
-# ---------------------------------------------------------------------- ImageFolder
+# ------------------------------------------------------------------ decoding the trees
 
 
 @contextlib.contextmanager

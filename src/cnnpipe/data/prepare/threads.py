@@ -11,8 +11,6 @@ from tqdm import tqdm
 
 from cnnpipe.cpus import usable_cpus
 
-# --------------------------------------------------------------- threaded decoding
-
 
 def _ordered_map(fn: Callable[..., Any], jobs: Iterable[tuple], workers: int | None) -> Iterator[Any]:
     """``fn(*job)`` in a thread pool, results in job order, with a bounded number in flight.
