@@ -22,15 +22,14 @@ import pytest
 import yaml
 from tmpfs import tree
 
-from cnnpipe.data import fetch, sources
+from cnnpipe.data import sources, transfer
 from cnnpipe.data.fetch import (
     download_file,
     fetch_dataset,
     fetch_local_set,
-    mirror_url,
-    read_manifest,
 )
 from cnnpipe.data.md5sums import MD5SUMS
+from cnnpipe.data.mirrors import mirror_url, read_manifest
 from cnnpipe.data.sources import DatasetSource, SourceFile
 from cnnpipe.errors import DownloadError, ParamError
 
@@ -491,14 +490,14 @@ def test_verified_file_already_in_place_is_not_downloaded(server: _Server, dirs)
 def test_part_on_another_filesystem_is_copied_into_place(server: _Server, dirs, monkeypatch) -> None:
     dest_dir, partial = dirs
     url = server.route("/f.bin", send(PAYLOAD))
-    real_replace = fetch.os.replace
+    real_replace = transfer.os.replace
 
     def replace(src, dst):
         if str(src).endswith(".part"):
-            raise OSError(fetch.errno.EXDEV, "Invalid cross-device link")
+            raise OSError(transfer.errno.EXDEV, "Invalid cross-device link")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(fetch.os, "replace", replace)
+    monkeypatch.setattr(transfer.os, "replace", replace)
 
     download_file([url], dest_dir / "f.bin", PAYLOAD_MD5, partial_dir=partial, log=Log(), **FAST)
 
