@@ -1,23 +1,31 @@
-"""Prepare speed: the CIFAR-10 training array from a full-size archive, cnnpipe vs the usual recipe.
+"""Prepare speed: the CIFAR-10 prepare stage on a full-size archive, by gzip backend; vs the usual recipe.
 
-Both sides start from the same 50,000-image ``cifar-10-python.tar.gz`` (written by the sample
-generator in the exact upstream format) and end with all training images in memory or on disk:
+Every side starts from the same 50,000 + 10,000-image ``cifar-10-python.tar.gz`` (170 MB,
+written by the sample generator in the exact upstream format):
 
-* cnnpipe: ``prepare_dataset("cifar10", ...)`` with params.yaml's ``datasets.cifar10``, as
-  the prepare stage runs it — reads the pickled batches straight from the tar.gz and writes
-  uint8 N×3×32×32 ``.npy`` arrays for train, valid *and* test (more work than the baseline,
-  which builds the training tensor only);
+* gzip backends: ``prepare_dataset("cifar10", ...)`` with params.yaml's ``datasets.cifar10``,
+  as the prepare stage runs it (reads the pickled batches straight from the tar.gz and writes
+  uint8 N×3×32×32 ``.npy`` arrays for train, valid and test), end to end, once with each gzip
+  reader :func:`cnnpipe.data.gzipstream.open_gzip` can pick: ISA-L (``isal``, where the
+  fast-gzip extra is installed) and the standard library's :mod:`gzip`. The time saved by
+  each backend is printed against ISA-L and against the standard library (benchmarks/README.md
+  has the run that also measured rapidgzip, and why it was dropped);
 * baseline: extract the archive with torchvision's ``extract_archive`` (what
   ``CIFAR10(download=True)`` calls), build ``torchvision.datasets.CIFAR10(transform=ToTensor())``
-  and ``torch.stack`` every image. Its extraction time is also printed on its own.
+  and ``torch.stack`` every image (its extraction time is also printed on its own), against
+  cnnpipe's prepare with the backend ``open_gzip`` picks here (which builds valid and test
+  too).
 
-Run:  python benchmarks/prepare.py [--repeat 3]
+Run:  python benchmarks/prepare.py [--repeat 3] [--no-baseline]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +37,10 @@ from torchvision import datasets, transforms
 from torchvision.datasets.utils import extract_archive
 
 from cnnpipe import params
-from cnnpipe.data.prepare import prepare_dataset
-from cnnpipe.data.sample import write_sample_mirror
+from cnnpipe.cpus import usable_cpus
+from cnnpipe.data import gzipstream
+from cnnpipe.data.prepare.dispatch import prepare_dataset
+from cnnpipe.sample.mirror import write_sample_mirror
 
 
 class _CIFAR10(datasets.CIFAR10):
@@ -76,11 +86,49 @@ def _best_of_alternating(repeat: int, *sides) -> list[tuple[float, int, float]]:
     return [min(times) for times in zip(*runs, strict=True)]
 
 
+@contextlib.contextmanager
+def gzip_backend(name: str):
+    """Make ``open_gzip`` use one backend: "isal" or "stdlib" (hiding isal)."""
+    hidden = {"isal": [], "stdlib": ["isal"]}[name]
+    saved = {m: sys.modules.get(m) for m in hidden}
+    try:
+        for module in hidden:
+            sys.modules[module] = None  # `import module` now raises ImportError
+        yield
+    finally:
+        for module, value in saved.items():
+            if value is None:
+                sys.modules.pop(module, None)
+            else:
+                sys.modules[module] = value
+
+
+def _available(name: str) -> bool:
+    module = {"isal": "isal.igzip_threaded", "stdlib": "gzip"}[name]
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def backend_prepare(name: str):
+    """The prepare stage's work with the gzip backend ``name``."""
+
+    def run(raw: Path, out: Path) -> tuple[int, float]:
+        with gzip_backend(name):
+            return cnnpipe_prepare(raw, out)
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (taking turns); best reported")
     parser.add_argument("--train", type=int, default=50000, help="training images in the archive")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the torchvision recipe")
     args = parser.parse_args()
+    backends = [b for b in ("isal", "stdlib") if _available(b)]
     with tempfile.TemporaryDirectory() as tmp:
         mirror = Path(tmp) / "mirror"
         write_sample_mirror(
@@ -90,18 +138,43 @@ def main() -> None:
             log=lambda _: None,
         )
         raw = mirror / "cifar10"
-        (ours, n_ours, _), (base, n_base, base_extract) = _best_of_alternating(
-            args.repeat, (cnnpipe_prepare, raw), (torchvision_recipe, raw / "cifar-10-python.tar.gz")
-        )
-    assert n_ours == n_base == args.train, (n_ours, n_base)
+        archive = raw / "cifar-10-python.tar.gz"
+        sides = [(backend_prepare(b), raw) for b in backends]
+        if not args.no_baseline:
+            sides.append((torchvision_recipe, archive))
+        readers = {}
+        for name in backends:  # check each side reads through the backend it is named after
+            with gzip_backend(name), gzipstream.open_gzip(archive) as reader:
+                raw_reader = getattr(reader, "raw", reader)
+                readers[name] = f"{type(raw_reader).__module__}.{type(raw_reader).__name__}"
+        results = _best_of_alternating(args.repeat, *sides)
+        archive_mb = archive.stat().st_size / 1e6
+    by_backend = dict(zip(backends, results[: len(backends)], strict=True))
+    assert all(count == args.train for _, count, _ in results), results
+    print(f"date: {datetime.date.today()}  machine: {platform.machine()}, {usable_cpus()} usable cores")
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
     )
-    print(f"CIFAR-10 train array from a {args.train}-image archive (best of {args.repeat}):")
-    print(f"  cnnpipe prepare_dataset         {ours:7.2f} s  ({n_ours / ours:9.0f} img/s)")
-    print(f"  torchvision CIFAR10+ToTensor    {base:7.2f} s  ({n_base / base:9.0f} img/s)")
-    print(f"    of which extract_archive      {base_extract:7.2f} s")
-    print(f"  speed-up                        {base / ours:7.1f}×")
+    print(f"CIFAR-10 prepare end to end, {archive_mb:.0f} MB archive, {args.train} train images")
+    print(f"(best of {args.repeat}, the sides taking turns):")
+    print(f"  {'gzip backend':<12} reader")
+    for name, reader in readers.items():
+        print(f"  {name:<12} {reader}")
+    print(f"  {'gzip backend':<12} {'seconds':>8} {'vs ISA-L':>9} {'vs stdlib':>10}")
+    for name, (seconds, _, _) in by_backend.items():
+        vs = [
+            f"{1 - seconds / by_backend[ref][0]:+.0%}" if ref in by_backend else "n/a"
+            for ref in ("isal", "stdlib")
+        ]
+        print(f"  {name:<12} {seconds:8.2f} {vs[0]:>9} {vs[1]:>10}")
+    print("  (vs: the share of the reference backend's time saved; + is faster)")
+    if not args.no_baseline:
+        (ours, n_ours, _), (base, n_base, base_extract) = results[0], results[-1]
+        print(f"CIFAR-10 train array, cnnpipe ({backends[0]}) vs the usual recipe:")
+        print(f"  cnnpipe prepare_dataset         {ours:7.2f} s  ({n_ours / ours:9.0f} img/s)")
+        print(f"  torchvision CIFAR10+ToTensor    {base:7.2f} s  ({n_base / base:9.0f} img/s)")
+        print(f"    of which extract_archive      {base_extract:7.2f} s")
+        print(f"  speed-up                        {base / ours:7.1f}×")
 
 
 if __name__ == "__main__":

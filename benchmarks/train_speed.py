@@ -21,6 +21,7 @@ import gzip
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -31,16 +32,21 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from cnnpipe.data.prepare import prepare_dataset
-from cnnpipe.data.sample import CELEBA_ATTRIBUTES, write_celeba_torchvision_extras, write_sample_mirror
+from cnnpipe.data.prepare.dispatch import prepare_dataset
+from cnnpipe.data.sources import CELEBA_ATTRIBUTES
 from cnnpipe.data.stats import compute_stats
 from cnnpipe.data.subset import subset_by_attribute
 from cnnpipe.models import build_model
 from cnnpipe.params import load_params
+from cnnpipe.sample.mirror import write_sample_mirror
 from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import steps_per_epoch, train_epoch
 from cnnpipe.train.optim import build_loss, build_schedule
 from cnnpipe.train.runtime import build_runtime
+
+# torchvision's CelebA wants three more lists next to the sample mirror's: the tests' helper writes them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from upstream_files import write_celeba_torchvision_extras
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cnnpipe import params, stage
 from cnnpipe.data.archives import ArchiveLimits
-from cnnpipe.data.prepare import prepare_dataset
+from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.sources import get_source
 
 

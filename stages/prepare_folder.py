@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cnnpipe import params, stage
 from cnnpipe.data.archives import ArchiveLimits
-from cnnpipe.data.prepare import prepare_imagefolder
+from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ DEFAULT_MIRROR = Path("data/sample_mirror")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    from cnnpipe.data.sample import parse_size_overrides, write_sample_mirror
+    from cnnpipe.sample.mirror import write_sample_mirror
+    from cnnpipe.sample.sizes import parse_size_overrides
 
     sizes = parse_size_overrides(args.size)
     out = write_sample_mirror(args.out, sizes=sizes, datasets=args.only or None, seed=args.seed)
@@ -29,7 +30,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_prepare_folder(args: argparse.Namespace) -> None:
-    from cnnpipe.data.prepare import prepare_imagefolder
+    from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 
     prepare_imagefolder(
         args.source,

@@ -25,10 +25,12 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from upstream_files import safe_extract
 
-from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, safe_extract
+from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge
 from cnnpipe.data.arrays import load_meta
-from cnnpipe.data.prepare import prepare_dataset, prepare_imagefolder
+from cnnpipe.data.prepare.dispatch import prepare_dataset
+from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 from cnnpipe.data.readers import read_idx
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 

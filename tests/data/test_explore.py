@@ -13,7 +13,7 @@ import scipy.signal
 from PIL import Image
 
 from cnnpipe.data.arrays import load_meta, load_split
-from cnnpipe.data.prepare import prepare_dataset
+from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.errors import DataFormatError
 from cnnpipe.explore import FILES, explore_dataset
 from cnnpipe.explore.kernels import GRAY_WEIGHTS, SOBEL_X, SOBEL_Y

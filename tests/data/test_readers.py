@@ -16,15 +16,14 @@ from PIL import Image
 from torchvision.datasets import folder as tv_folder
 from torchvision.datasets import mnist as tv_mnist
 from torchvision.transforms import Compose, PILToTensor, Resize
+from upstream_files import read_cifar10
 
+from cnnpipe.data.celeba_lists import read_celeba_attributes, read_celeba_partition
 from cnnpipe.data.readers import (
     IMG_EXTENSIONS,
     decode_image,
     list_imagefolder,
     list_top_folders,
-    read_celeba_attributes,
-    read_celeba_partition,
-    read_cifar10,
     read_idx,
 )
 from cnnpipe.errors import ArchiveError, DataFormatError
@@ -216,6 +215,9 @@ def test_celeba_attributes_with_trailing_space_header(tmp_path):
     [
         ("3\nA B\nx.jpg 1 1\n", "header says 3 images but 1 rows follow"),
         ("1\nA B\nx.jpg 1\n", "line 3 is malformed"),
+        ("2\nA B\nx.jpg 1 1\ny.jpg 1 1 1\n", r"line 4 is malformed \(3 values for 2 attributes\)"),
+        ("1\nA B\nx.jpg 1 1.0\n", r"line 3 is malformed \(invalid literal for int\(\) with base 10: '1.0'\)"),
+        ("1\nA B\nx.jpg 1 one\n", r"line 3 is malformed \(invalid literal for int\(\) with base 10: 'one'\)"),
         ("1\nA B\nx.jpg 1 0\n", r"line 3 \(x.jpg\) has values other than -1/1"),
         ("<html>\n", "does not start with an image count"),
     ],

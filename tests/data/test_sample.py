@@ -17,18 +17,12 @@ import torch
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from torchvision.datasets import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder
+from upstream_files import safe_extract, write_celeba_torchvision_extras
 
-from cnnpipe.data.archives import safe_extract
-from cnnpipe.data.sample import (
-    CELEBA_ATTRIBUTES,
-    DEFAULT_SIZES,
-    LOCAL_SETS,
-    parse_size_overrides,
-    write_celeba_torchvision_extras,
-    write_sample_mirror,
-)
-from cnnpipe.data.sources import SOURCES
+from cnnpipe.data.sources import CELEBA_ATTRIBUTES, LOCAL_SETS, SOURCES
 from cnnpipe.errors import ParamError
+from cnnpipe.sample.mirror import write_sample_mirror
+from cnnpipe.sample.sizes import DEFAULT_SIZES, parse_size_overrides
 
 
 def _quiet(_message):

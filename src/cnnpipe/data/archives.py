@@ -6,8 +6,7 @@ Every member name is checked before anything is read or written: absolute paths,
 corrupt archives raise the same error instead of a zlib or EOF traceback.
 
 The pipeline reads members straight out of archives (CelebA's 202,599 JPEGs are never
-materialized as files); :func:`safe_extract` is there for the cases where files on disk
-are wanted, and extracts into a temporary directory renamed into place when complete.
+materialized as files).
 
 Sizes are bounded before anything is inflated (:class:`ArchiveLimits`, params
 ``data.max_member_mb`` and ``data.max_ratio``): a member that declares more than
@@ -34,7 +33,7 @@ from typing import BinaryIO
 
 from cnnpipe.data.gzipstream import GZIP_ERRORS, open_gzip
 from cnnpipe.errors import ArchiveError, ParamError
-from cnnpipe.fileio import atomic_dir, is_no_space
+from cnnpipe.fileio import is_no_space
 
 _CORRUPT: tuple[type[BaseException], ...] = (*GZIP_ERRORS, tarfile.TarError, zipfile.BadZipFile)
 
@@ -331,40 +330,3 @@ def iter_tar_members(path: str | Path) -> Iterator[TarMemberReader]:
         raise
     except _CORRUPT as exc:
         raise _corrupt_tar(path, exc) from None
-
-
-def iter_tar_files(path: str | Path) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member name, bytes)`` for each regular file of a (compressed) tar archive.
-
-    See :func:`iter_tar_members`: the archive is streamed once and checked as it is read.
-    """
-    for member in iter_tar_members(path):
-        yield member.name, member.read()
-
-
-def safe_extract(archive: str | Path, dest: str | Path, limits: ArchiveLimits | None = None) -> Path:
-    """Extract a zip or tar archive into ``dest`` (replaced atomically); return ``dest``.
-
-    A member over ``limits`` (default :class:`ArchiveLimits`) raises :class:`MemberTooLarge`.
-    """
-    archive, dest = Path(archive), Path(dest)
-    limits = limits or ArchiveLimits()
-    with atomic_dir(dest) as tmp:
-        if archive.suffix.lower() == ".zip" or zipfile.is_zipfile(archive):
-            with open_zip(archive) as zf:
-                for info in zf.infolist():
-                    target = tmp / check_member_name(info.filename, archive)
-                    if info.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(read_zip_member(zf, info, archive, limits))
-        else:
-            for member in iter_tar_members(archive):
-                problem = limits.size_problem(member.size)
-                if problem is not None:
-                    raise MemberTooLarge(archive, member.name, problem)
-                target = tmp / check_member_name(member.name, archive)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(member.read())
-    return dest

@@ -5,9 +5,9 @@ One function per format, each returning plain numpy arrays and failing with a
 message names the file and says what to do:
 
 * IDX (MNIST, Fashion-MNIST): :func:`read_idx`
-* the CIFAR-10 python pickles inside ``cifar-10-python.tar.gz``: :func:`read_cifar10`
-* CelebA's attribute and partition lists: :func:`read_celeba_attributes`,
-  :func:`read_celeba_partition`
+* the CIFAR-10 python pickles inside ``cifar-10-python.tar.gz``, streamed batch by batch:
+  :func:`stream_cifar10`
+* CelebA's attribute and partition lists: :mod:`cnnpipe.data.celeba_lists`
 * ImageFolder trees in a directory or a zip: :func:`list_imagefolder`, :func:`decode_image`
   (which ``cnnpipe predict`` uses too, so new images are read as the training ones were)
 
@@ -37,6 +37,7 @@ from cnnpipe.data.archives import (
     iter_tar_members,
     open_zip,
 )
+from cnnpipe.data.sources import CIFAR_FOLDER, CIFAR_META, CIFAR_TEST_BATCHES, CIFAR_TRAIN_BATCHES
 from cnnpipe.errors import ArchiveError, DataFormatError
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (kept here so reading needs no torch import).
@@ -146,10 +147,6 @@ def read_idx(path: Path, *, ndim: int | None = None, limits: ArchiveLimits | Non
 
 # ------------------------------------------------------------------------ CIFAR-10
 
-_CIFAR_FOLDER = "cifar-10-batches-py"
-_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_TEST = ("test_batch",)
-_CIFAR_META = "batches.meta"
 
 # Everything the CIFAR pickles (written by Python 2 numpy, or any later numpy) may refer to.
 _PICKLE_GLOBALS = {
@@ -219,8 +216,8 @@ def _cifar_classes(meta: dict[str, object], where: str) -> list[str]:
 
 # Where each batch goes: (split, position of the batch within the split).
 _CIFAR_BATCHES = {
-    **{name: ("train", i) for i, name in enumerate(_CIFAR_TRAIN)},
-    **{name: ("test", i) for i, name in enumerate(_CIFAR_TEST)},
+    **{name: ("train", i) for i, name in enumerate(CIFAR_TRAIN_BATCHES)},
+    **{name: ("test", i) for i, name in enumerate(CIFAR_TEST_BATCHES)},
 }
 
 # sink(split, position, images, labels), called once per batch in archive order.
@@ -243,30 +240,30 @@ def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None 
     classes = None
     for member in iter_tar_members(archive):
         base = posixpath.basename(member.name)
-        if base not in _CIFAR_BATCHES and base != _CIFAR_META:
+        if base not in _CIFAR_BATCHES and base != CIFAR_META:
             continue
-        if not posixpath.dirname(member.name).rstrip("/").endswith(_CIFAR_FOLDER):
+        if not posixpath.dirname(member.name).rstrip("/").endswith(CIFAR_FOLDER):
             continue
         where = f"{archive}:{base}"
-        if base in seen or (base == _CIFAR_META and classes is not None):
+        if base in seen or (base == CIFAR_META and classes is not None):
             raise DataFormatError(f"{where}: found twice in the archive; download it again")
         problem = limits.size_problem(member.size)
         if problem is not None:
             raise MemberTooLarge(archive, member.name, problem)
         entry = _unpickle(member, where)
-        if base == _CIFAR_META:
+        if base == CIFAR_META:
             classes = _cifar_classes(entry, where)
             continue
         images, labels = _cifar_batch(entry, where)
         seen[base] = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
         sink(*_CIFAR_BATCHES[base], images, labels)
-    missing = sorted({*_CIFAR_BATCHES, *([_CIFAR_META] if classes is None else [])} - seen.keys())
+    missing = sorted({*_CIFAR_BATCHES, *([CIFAR_META] if classes is None else [])} - seen.keys())
     if missing:
         raise DataFormatError(
-            f"{archive}: no {', '.join(missing)} under {_CIFAR_FOLDER}/; this is not the "
+            f"{archive}: no {', '.join(missing)} under {CIFAR_FOLDER}/; this is not the "
             "CIFAR-10 python archive — download cifar-10-python.tar.gz again"
         )
-    for split, names in (("train", _CIFAR_TRAIN), ("test", _CIFAR_TEST)):
+    for split, names in (("train", CIFAR_TRAIN_BATCHES), ("test", CIFAR_TEST_BATCHES)):
         low, high = min(seen[n][0] for n in names), max(seen[n][1] for n in names)
         if low < 0 or high >= len(classes):
             raise DataFormatError(
@@ -274,101 +271,6 @@ def stream_cifar10(archive: Path, sink: CifarSink, limits: ArchiveLimits | None 
                 f"{len(classes)} classes; the archive is corrupt — download it again"
             )
     return classes
-
-
-def read_cifar10(archive: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Read ``cifar-10-python.tar.gz`` into memory without extracting it.
-
-    Returns ``({"train": (images, labels), "test": (images, labels)}, class names)`` with
-    images uint8 N×3×32×32 and labels int64; train is ``data_batch_1`` … ``data_batch_5`` in
-    that order (as torchvision concatenates them), test is ``test_batch``, and the class
-    names come from ``batches.meta``. :func:`stream_cifar10` does the same without holding
-    the whole set in memory.
-    """
-    batches: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def keep(split: str, position: int, images: np.ndarray, labels: np.ndarray) -> None:
-        batches[split, position] = (images, labels)
-
-    classes = stream_cifar10(archive, keep)
-    splits = {}
-    for split in ("train", "test"):
-        parts = [batches[key] for key in sorted(k for k in batches if k[0] == split)]
-        splits[split] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    return splits, classes
-
-
-# -------------------------------------------------------------------------- CelebA
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        raise DataFormatError(f"{path} is missing; download it first (`dvc repro`)") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(
-            f"{path}: not a text file (an HTML quota page or a binary download?); delete it "
-            "and download it again"
-        ) from None
-
-
-def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Parse ``list_attr_celeba.txt``: (attribute names, file names, N×K int64 in {-1, 1}).
-
-    The first line is the image count, the second the attribute names (the upstream header
-    ends with a space, so fields are split on any whitespace), then one row per image.
-    """
-    path = Path(path)
-    lines = [line for line in _read_lines(path) if line.strip()]
-    if len(lines) < 2 or not lines[0].strip().isdigit():
-        raise DataFormatError(
-            f"{path}: does not start with an image count and a header line; not the CelebA "
-            "attribute list — download it again"
-        )
-    count, names, rows = int(lines[0]), lines[1].split(), lines[2:]
-    if len(rows) != count:
-        raise DataFormatError(
-            f"{path}: header says {count} images but {len(rows)} rows follow; the file is "
-            "truncated — download it again"
-        )
-    files: list[str] = []
-    values = np.empty((len(rows), len(names)), dtype=np.int64)
-    for i, row in enumerate(rows):
-        fields = row.split()
-        try:
-            if len(fields) != len(names) + 1:
-                raise ValueError(f"{len(fields) - 1} values for {len(names)} attributes")
-            values[i] = [int(v) for v in fields[1:]]
-        except ValueError as exc:
-            raise DataFormatError(f"{path}: line {i + 3} is malformed ({exc})") from None
-        files.append(fields[0])
-    bad = ~np.isin(values, (-1, 1))
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise DataFormatError(
-            f"{path}: line {row + 3} ({files[row]}) has values other than -1/1; the file is corrupt"
-        )
-    return names, files, values
-
-
-def read_celeba_partition(path: Path) -> dict[str, int]:
-    """Parse ``list_eval_partition.txt``: file name → 0 (train), 1 (valid) or 2 (test), in file order."""
-    path = Path(path)
-    partition: dict[str, int] = {}
-    for number, line in enumerate(_read_lines(path), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise DataFormatError(
-                f"{path}: line {number} is not '<file> <0|1|2>'; not the CelebA partition "
-                "list — download it again"
-            )
-        partition[fields[0]] = int(fields[1])
-    if not partition:
-        raise DataFormatError(f"{path}: no entries; the file is empty — download it again")
-    return partition
 
 
 # --------------------------------------------------------------------- ImageFolder

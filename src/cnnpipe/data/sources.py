@@ -1,5 +1,9 @@
 """The source registry: every upstream file the pipeline downloads, in one place.
 
+It also owns what is known about those files: their names, the names inside the archives
+and the class lists (IDX, CIFAR-10 and CelebA), read by the prepare step and written by the
+sample mirror (:mod:`cnnpipe.sample`).
+
 Each dataset lists its files under their upstream names, the URLs to try in order
 (fallback mirrors where upstream has several, as torchvision does for MNIST) and the
 published MD5 checksum where one exists. The checksums are the ones torchvision's own
@@ -18,6 +22,121 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnpipe.errors import ParamError
+
+# ----------------------------------------------------------- upstream names and classes
+# The names of the upstream files and of what they hold, as the real downloads have them:
+# the prepare step reads them, the sample mirror writes them.
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+"""Per split, the (images, labels) file names of an IDX set (MNIST, Fashion-MNIST)."""
+
+# torchvision's MNIST.classes and FashionMNIST.classes.
+IDX_CLASSES = {
+    "mnist": [
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
+
+CIFAR_FILE = "cifar-10-python.tar.gz"
+CIFAR_FOLDER = "cifar-10-batches-py"
+"""The folder of the CIFAR-10 archive holding its pickled batches."""
+CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_BATCHES = ("test_batch",)
+CIFAR_META = "batches.meta"
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+
+CELEBA_ZIP = "img_align_celeba.zip"
+CELEBA_FOLDER = "img_align_celeba"
+"""The folder of :data:`CELEBA_ZIP` holding the images."""
+CELEBA_ATTR = "list_attr_celeba.txt"
+CELEBA_PARTITION = "list_eval_partition.txt"
+CELEBA_SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
+"""The split codes of :data:`CELEBA_PARTITION`."""
+CELEBA_IMAGE_SIZE = (218, 178)
+"""Height and width of an aligned CelebA image."""
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
+"""The 40 CelebA attribute names, in the order of ``list_attr_celeba.txt``."""
+
+
+# ---------------------------------------------------------------------- the registry
 
 _MNIST_HOSTS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -66,10 +185,10 @@ SOURCES: dict[str, DatasetSource] = {
         "mnist",
         "idx",
         (
-            _on_hosts("train-images-idx3-ubyte.gz", _MNIST_HOSTS, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            _on_hosts("train-labels-idx1-ubyte.gz", _MNIST_HOSTS, "d53e105ee54ea40749a09fcbcd1e9432"),
-            _on_hosts("t10k-images-idx3-ubyte.gz", _MNIST_HOSTS, "9fb629c4189551a2d022fa330f9573f3"),
-            _on_hosts("t10k-labels-idx1-ubyte.gz", _MNIST_HOSTS, "ec29112dd5afa0611ce80d1b7f02629c"),
+            _on_hosts(IDX_FILES["train"][0], _MNIST_HOSTS, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            _on_hosts(IDX_FILES["train"][1], _MNIST_HOSTS, "d53e105ee54ea40749a09fcbcd1e9432"),
+            _on_hosts(IDX_FILES["test"][0], _MNIST_HOSTS, "9fb629c4189551a2d022fa330f9573f3"),
+            _on_hosts(IDX_FILES["test"][1], _MNIST_HOSTS, "ec29112dd5afa0611ce80d1b7f02629c"),
         ),
         "http://yann.lecun.com/exdb/mnist/",
     ),
@@ -77,10 +196,10 @@ SOURCES: dict[str, DatasetSource] = {
         "fashion_mnist",
         "idx",
         (
-            _on_hosts("train-images-idx3-ubyte.gz", _FASHION_HOSTS, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            _on_hosts("train-labels-idx1-ubyte.gz", _FASHION_HOSTS, "25c81989df183df01b3e8a0aad5dffbe"),
-            _on_hosts("t10k-images-idx3-ubyte.gz", _FASHION_HOSTS, "bef4ecab320f06d8554ea6380940ec79"),
-            _on_hosts("t10k-labels-idx1-ubyte.gz", _FASHION_HOSTS, "bb300cfdad3c16e7a12a480ee83cd310"),
+            _on_hosts(IDX_FILES["train"][0], _FASHION_HOSTS, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            _on_hosts(IDX_FILES["train"][1], _FASHION_HOSTS, "25c81989df183df01b3e8a0aad5dffbe"),
+            _on_hosts(IDX_FILES["test"][0], _FASHION_HOSTS, "bef4ecab320f06d8554ea6380940ec79"),
+            _on_hosts(IDX_FILES["test"][1], _FASHION_HOSTS, "bb300cfdad3c16e7a12a480ee83cd310"),
         ),
         "https://github.com/zalandoresearch/fashion-mnist",
     ),
@@ -89,8 +208,8 @@ SOURCES: dict[str, DatasetSource] = {
         "cifar",
         (
             SourceFile(
-                "cifar-10-python.tar.gz",
-                ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+                CIFAR_FILE,
+                ("https://www.cs.toronto.edu/~kriz/" + CIFAR_FILE,),
                 "c58f30108f718f92721af3b95e74349a",
             ),
         ),
@@ -101,17 +220,17 @@ SOURCES: dict[str, DatasetSource] = {
         "celeba",
         (
             SourceFile(
-                "img_align_celeba.zip",
+                CELEBA_ZIP,
                 _gdrive("0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
                 "00d2c5bc6d35e252742224ab0c1e8fcb",
             ),
             SourceFile(
-                "list_attr_celeba.txt",
+                CELEBA_ATTR,
                 _gdrive("0B7EVK8r0v71pblRyaVFSWGxPY0U"),
                 "75e246fa4810816ffd6ee81facbd244c",
             ),
             SourceFile(
-                "list_eval_partition.txt",
+                CELEBA_PARTITION,
                 _gdrive("0B7EVK8r0v71pY0NSMzRuSXJEVkk"),
                 "d32c9cbf5e040fd4025c592c306e6668",
             ),

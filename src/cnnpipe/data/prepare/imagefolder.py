@@ -1,0 +1,265 @@
+"""ImageFolder sets: class folders of images, resized; a stratified valid split unless given.
+
+Unreadable images and members over the archive limits are skipped and listed in
+``skipped.json``; ``files.json`` records which source file each row came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, open_zip, read_zip_member
+from cnnpipe.data.arrays import PreparedWriter, prepared_bytes
+from cnnpipe.data.prepare.common import Log, _fraction, _image_size, _log_counts, _reason, _require, _seed
+from cnnpipe.data.prepare.threads import _ordered_map, _progress
+from cnnpipe.data.readers import IMAGE_ERRORS, decode_image, list_imagefolder, list_top_folders
+from cnnpipe.errors import DataFormatError
+
+SKIPPED_FILE = "skipped.json"
+FILES_FILE = "files.json"
+
+
+def prepare_imagefolder(
+    source: Path,
+    out_dir: Path,
+    *,
+    image_size: int | list[int] | tuple[int, int],
+    valid_fraction: float,
+    split_seed: int,
+    workers: int | None = None,
+    log: Log = print,
+    name: str = "imagefolder",
+    limits: ArchiveLimits | None = None,
+) -> None:
+    """Prepare a local directory or zip laid out ``train/<class>/…``.
+
+    An optional ``val/`` or ``validate/`` folder becomes the valid split (otherwise a
+    stratified ``valid_fraction`` of train, seeded by ``split_seed``); an optional ``test/``
+    folder the test split. ``name`` labels the log lines and param names in errors. A file
+    or member over ``limits`` is skipped unread and listed in ``skipped.json``.
+    """
+    source = _require(Path(source))
+    where = f"datasets.{name}"
+    size = _image_size(image_size, f"{where}.image_size")
+    fraction = _fraction(valid_fraction, f"{where}.valid_fraction")
+    seed = _seed(split_seed, f"{where}.split_seed")
+    tops = list_top_folders(source)
+    if "train" not in tops:
+        found = ", ".join(f"{t}/" for t in tops) or "no folders"
+        raise DataFormatError(
+            f"{source}: no train/ folder (found {found}); lay it out as train/<class>/<image>, "
+            "with optional val/ and test/ folders"
+        )
+    valid_folders = [t for t in ("val", "validate") if t in tops]
+    if len(valid_folders) > 1:
+        raise DataFormatError(
+            f"{source}: has both val/ and validate/; keep one of them as the validation folder"
+        )
+    parts = {"train": (source, "train")}
+    if valid_folders:
+        parts["valid"] = (source, valid_folders[0])
+    if "test" in tops:
+        parts["test"] = (source, "test")
+    _prepare_folders(
+        name,
+        parts,
+        Path(out_dir),
+        size=size,
+        valid_fraction=fraction,
+        split_seed=seed,
+        workers=workers,
+        log=log,
+        meta={"source": [source.name]},
+        limits=limits or ArchiveLimits(),
+    )
+
+
+def stratified_split(labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (train, valid), each class in proportion, both sorted ascending.
+
+    Each class gives ``round(fraction × count)`` images to valid, chosen by a permutation
+    from ``numpy.random.default_rng(seed)`` (classes in ascending order), and always keeps
+    at least one in train.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = [np.empty(0, dtype=np.int64)]
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        take = min(int(np.floor(valid_fraction * len(members) + 0.5)), len(members) - 1)
+        chosen.append(rng.permutation(members)[:take])
+    valid = np.sort(np.concatenate(chosen))
+    in_train = np.ones(len(labels), dtype=bool)
+    in_train[valid] = False
+    return np.flatnonzero(in_train), valid
+
+
+# ------------------------------------------------------------------ decoding the trees
+
+
+@contextlib.contextmanager
+def _member_reader(source: Path, limits: ArchiveLimits) -> Iterator[Callable[[str], bytes | str]]:
+    """Yield ``read(path)`` for the paths list_imagefolder returned for ``source``.
+
+    ``read`` gives the bytes, or the reason they were not read (a file that cannot be read, a
+    member or file over ``limits``): such images are skipped like undecodable ones.
+    """
+    if source.is_dir():
+
+        def read_file(path: str) -> bytes | str:
+            try:
+                problem = limits.size_problem(Path(path).stat().st_size)
+                if problem is not None:
+                    return f"{problem}; not read"
+                return Path(path).read_bytes()
+            except OSError as exc:
+                return _reason(exc)
+
+        yield read_file
+    else:
+        with open_zip(source) as zf:
+            infos = {info.filename: info for info in zf.infolist()}
+
+            def read_member(name: str) -> bytes | str:
+                try:
+                    return read_zip_member(zf, infos[name], source, limits)
+                except MemberTooLarge as exc:  # checked before anything is inflated
+                    return f"{exc.problem}; not read (a decompression bomb?)"
+
+            yield read_member
+
+
+def _decode_or_reason(data: bytes | str, size: tuple[int, int]) -> np.ndarray | str:
+    if isinstance(data, str):
+        return data
+    try:
+        return decode_image(data, size)
+    except IMAGE_ERRORS as exc:
+        return _reason(exc)
+
+
+def _remap(
+    samples: list[tuple[str, int]], classes: list[str], train_classes: list[str], source: Path, prefix: str
+) -> list[tuple[str, int]]:
+    index = {c: i for i, c in enumerate(train_classes)}
+    unknown = [c for c in classes if c not in index]
+    if unknown:
+        where = f"{source}:{prefix}/" if prefix else str(source)
+        raise DataFormatError(
+            f"{where}: class {', '.join(repr(c) for c in unknown)} is not among the training "
+            f"classes ({', '.join(train_classes)}); fix the folder names so every class has "
+            "training images"
+        )
+    return [(path, index[classes[label]]) for path, label in samples]
+
+
+def _list_split(source: Path, prefix: str) -> tuple[list[str], list[tuple[str, int]]]:
+    classes, samples = list_imagefolder(source, prefix)
+    if not samples:
+        where = f"{prefix}/ in {source}" if prefix else str(source)
+        raise DataFormatError(
+            f"{where}: no images in class folders (<class>/<image> with an image extension); "
+            "check the archive's layout"
+        )
+    return classes, samples
+
+
+def _prepare_folders(
+    name: str,
+    parts: dict[str, tuple[Path, str]],
+    out_dir: Path,
+    *,
+    size: tuple[int, int],
+    valid_fraction: float,
+    split_seed: int,
+    workers: int | None,
+    log: Log,
+    meta: dict[str, Any],
+    limits: ArchiveLimits,
+) -> None:
+    """Prepare an ImageFolder set whose splits come from ``parts``: split → (source, prefix)."""
+    classes, train = _list_split(*parts["train"])
+    samples: dict[str, list[tuple[str, int]]] = {"train": train, "valid": [], "test": []}
+    for split in ("valid", "test"):
+        if split in parts:
+            split_classes, listed = _list_split(*parts[split])
+            samples[split] = _remap(listed, split_classes, classes, *parts[split])
+    if "valid" not in parts:
+        train_idx, valid_idx = stratified_split([lbl for _, lbl in train], valid_fraction, split_seed)
+        samples["train"] = [train[i] for i in train_idx]
+        samples["valid"] = [train[i] for i in valid_idx]
+        meta = {**meta, "valid_fraction": valid_fraction, "split_seed": split_seed}
+    source_of = {split: parts.get(split, parts["train"])[0] for split in samples}
+
+    skipped: list[dict[str, str]] = []
+    kept: dict[str, list[str]] = {}
+    total = sum(map(len, samples.values()))
+    expected = prepared_bytes(total, (3, *size))
+    with PreparedWriter(out_dir, expected_bytes=expected) as writer, _progress(total, name) as bar:
+        for split, listed in samples.items():
+            keep = _decode_split(writer, split, source_of[split], listed, size, workers, bar, skipped, limits)
+            writer.shrink_split(split, keep)
+            kept[split] = [
+                _relative(path, source_of[split]) for (path, _), ok in zip(listed, keep, strict=True) if ok
+            ]
+        if not kept["train"]:
+            raise DataFormatError(
+                f"{parts['train'][0]}: none of the {len(samples['train'])} training images could "
+                f"be read (first error: {skipped[0]['error']}); download it again"
+            )
+        writer.set_classes(classes, dataset=name, image_size=list(size), skipped=len(skipped), **meta)
+        writer.write_json(SKIPPED_FILE, skipped)
+        writer.write_json(FILES_FILE, kept)
+    if skipped:
+        log(
+            f"{name}: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} "
+            f"(listed in {out_dir / SKIPPED_FILE})"
+        )
+    _log_counts(log, name, out_dir, *(len(v) for v in kept.values()))
+
+
+def _relative(path: str, source: Path) -> str:
+    """A listed path as recorded in files.json/skipped.json: relative to a source directory."""
+    return Path(path).relative_to(source).as_posix() if source.is_dir() else path
+
+
+def _decode_split(
+    writer: PreparedWriter,
+    split: str,
+    source: Path,
+    listed: list[tuple[str, int]],
+    size: tuple[int, int],
+    workers: int | None,
+    bar: tqdm,
+    skipped: list[dict[str, str]],
+    limits: ArchiveLimits,
+) -> np.ndarray:
+    """Decode ``listed`` into ``split``'s arrays; return the boolean mask of readable images."""
+    arrays = writer.new_split(split, len(listed), (3, *size))
+    arrays.labels[:] = [label for _, label in listed]
+    keep = np.ones(len(listed), dtype=bool)
+
+    def decode_into(i: int, data: bytes | str) -> str | None:
+        result = _decode_or_reason(data, size)
+        if isinstance(result, str):
+            return result
+        arrays.images[i] = result
+        return None
+
+    with _member_reader(source, limits) as read:
+        jobs = ((i, read(path)) for i, (path, _) in enumerate(listed))
+        for i, error in enumerate(_ordered_map(decode_into, jobs, workers)):
+            if error is not None:
+                keep[i] = False
+                path = _relative(listed[i][0], source)
+                skipped.append({"path": path, "split": split, "source": source.name, "error": error})
+            bar.update()
+    arrays.images.flush()
+    arrays.labels.flush()
+    return keep

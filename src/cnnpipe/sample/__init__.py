@@ -1,0 +1,7 @@
+"""The offline sample mirror: small, synthetic versions of every upstream file.
+
+A tool beside the pipeline, not part of its data path: :func:`cnnpipe.sample.mirror.write_sample_mirror`
+(``cnnpipe sample``) writes them; sizes in :mod:`~cnnpipe.sample.sizes`, drawing in
+:mod:`~cnnpipe.sample.canvas`, the images per dataset in :mod:`~cnnpipe.sample.render` and
+the upstream file formats in :mod:`~cnnpipe.sample.formats`.
+"""
