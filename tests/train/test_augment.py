@@ -11,8 +11,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.errors import ParamError
-from cnnpipe.train.augment import OPS, _homographies, as_float_images, build_transform
 from cnnpipe.train.preview import describe_op, save_augmentation_preview, single_op_transforms
+from cnnpipe.transforms.spec import OPS, _homographies, as_float_images, build_transform
 
 KEY = "models.horses_aug.augment"
 

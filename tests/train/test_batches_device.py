@@ -10,8 +10,8 @@ import pytest
 import torch
 from toydata import write_dataset
 
+from cnnpipe import device as devices
 from cnnpipe.errors import ParamError
-from cnnpipe.train import device as devices
 from cnnpipe.train.batches import (
     augment_generator,
     batch_indices,
@@ -20,7 +20,7 @@ from cnnpipe.train.batches import (
     iterate_batches,
     open_split,
 )
-from cnnpipe.train.inputs import InputPipeline
+from cnnpipe.transforms.pipeline import InputPipeline
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
