@@ -18,7 +18,8 @@ from torch import Tensor
 
 from cnnpipe.errors import ParamError
 from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD
-from cnnpipe.transforms.spec import BatchTransform, build_transform
+from cnnpipe.transforms.containers import BatchTransform
+from cnnpipe.transforms.spec import build_transform
 
 
 def resolve_normalization(
