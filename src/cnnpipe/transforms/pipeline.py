@@ -82,6 +82,7 @@ class InputPipeline:
         return self.transform.output_size(input_hw)
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Transform ``images`` (draws from ``generator``), then normalize per channel."""
         x = self.transform(images, generator)
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
