@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from cnnpipe.data.readers import IMAGE_ERRORS, ImageTooLarge, decode_image
 from cnnpipe.evaluate.predictions import eval_pipeline, resolve_device
 from cnnpipe.models.trained import TrainedModel, load_trained
-from cnnpipe.train.inputs import InputPipeline
+from cnnpipe.transforms.pipeline import InputPipeline
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,18 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
+from cnnpipe.device import select_device
 from cnnpipe.errors import ParamError
 from cnnpipe.models.network import build_network
 from cnnpipe.models.trained import TrainedModel
 from cnnpipe.models.transfer import TransferNet, head_parameter_names
-from cnnpipe.train.device import select_device
-from cnnpipe.train.inputs import InputPipeline
+from cnnpipe.transforms.pipeline import InputPipeline
 
 
 def resolve_device(name: str | None = "auto", *, key: str = "run.device") -> torch.device:
     """``auto`` (or None) picks CUDA, then Apple MPS, then the CPU (SPEC); ``cpu``/``cuda``/``mps`` force one.
 
-    The same rule as training (:func:`cnnpipe.train.device.select_device`); an unknown or
+    The same rule as training (:func:`cnnpipe.device.select_device`); an unknown or
     unavailable device raises a ParamError naming ``key``.
     """
     return select_device("auto" if name is None else str(name), key=key)

@@ -5,7 +5,7 @@ epoch), so the order depends on nothing but the params and the epoch number (whi
 makes a resumed run identical to an uninterrupted one). A batch is gathered with one NumPy
 fancy index on the memory map (rows read in ascending order), wrapped with
 ``torch.from_numpy``, pinned and copied asynchronously when training on CUDA, and turned
-into model inputs on the device by the model's :class:`~cnnpipe.train.inputs.InputPipeline`.
+into model inputs on the device by the model's :class:`~cnnpipe.transforms.pipeline.InputPipeline`.
 The next batch is gathered on a background thread while the current one trains.
 """
 
@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from cnnpipe.data.arrays import load_split
+from cnnpipe.device import derive_seed
 from cnnpipe.errors import DataFormatError
-from cnnpipe.train.device import derive_seed
-from cnnpipe.train.inputs import InputPipeline
+from cnnpipe.transforms.pipeline import InputPipeline
 
 SHUFFLE_STREAM = 1  # stream ids for derive_seed(seed, epoch, stream)
 AUGMENT_STREAM = 2

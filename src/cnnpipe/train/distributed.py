@@ -39,9 +39,9 @@ import torch
 import torch.distributed as tdist
 from torch import Tensor, nn
 
+from cnnpipe import device as devices
 from cnnpipe.cpus import usable_cpus
 from cnnpipe.errors import CnnpipeError, ParamError
-from cnnpipe.train import device as devices
 from cnnpipe.train.config import DistributedSettings
 
 WORKER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by torchrun for every worker

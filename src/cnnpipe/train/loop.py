@@ -39,11 +39,11 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from cnnpipe import device as devices
 from cnnpipe.errors import ParamError, ParamsChangedError
 from cnnpipe.fileio import atomic_write_json, no_space_as_error, remove_stale_temps
 from cnnpipe.models.trained import save_trained
 from cnnpipe.models.transfer import TransferArch, weights_label
-from cnnpipe.train import device as devices
 from cnnpipe.train.batches import (
     Split,
     augment_generator,
@@ -55,7 +55,6 @@ from cnnpipe.train.batches import (
 )
 from cnnpipe.train.checkpoint import data_identity, fingerprint, load_checkpoint, save_checkpoint
 from cnnpipe.train.distributed import Distributed
-from cnnpipe.train.inputs import InputPipeline
 from cnnpipe.train.optim import (
     LossFn,
     Schedule,
@@ -67,6 +66,7 @@ from cnnpipe.train.optim import (
 )
 from cnnpipe.train.preview import save_augmentation_preview, single_op_transforms
 from cnnpipe.train.runtime import Runtime, build_runtime
+from cnnpipe.transforms.pipeline import InputPipeline
 
 DROPOUT_STREAM = 3  # derive_seed(seed, epoch, stream) for the global generator (dropout)
 MIN_EVAL_BATCH = 128

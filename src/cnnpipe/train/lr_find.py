@@ -24,8 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from cnnpipe import device as devices
 from cnnpipe.fileio import atomic_file
-from cnnpipe.train import device as devices
 from cnnpipe.train.batches import augment_generator, batch_indices, epoch_permutation, iterate_batches
 from cnnpipe.train.optim import LossFn, l2_penalty, split_aux
 from cnnpipe.train.runtime import build_runtime

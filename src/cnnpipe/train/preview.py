@@ -18,7 +18,8 @@ from torch import Tensor
 
 from cnnpipe.errors import ParamError
 from cnnpipe.plotting import new_figure, save_png, show_image
-from cnnpipe.train.augment import BatchTransform, as_float_images, build_transform
+from cnnpipe.transforms.containers import BatchTransform, as_float_images
+from cnnpipe.transforms.spec import build_transform
 
 LABEL_WIDTH = 24  # characters per line of a row label
 

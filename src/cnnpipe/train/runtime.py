@@ -19,17 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnpipe import device as devices
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch
-from cnnpipe.train import device as devices
 from cnnpipe.train.batches import Split, open_split
 from cnnpipe.train.config import TrainConfig, parse_config
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
-from cnnpipe.train.inputs import InputPipeline, resolve_normalization
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
+from cnnpipe.transforms.pipeline import InputPipeline, resolve_normalization
 
 
 @dataclass(frozen=True)

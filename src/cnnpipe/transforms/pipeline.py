@@ -18,7 +18,8 @@ from torch import Tensor
 
 from cnnpipe.errors import ParamError
 from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD
-from cnnpipe.train.augment import BatchTransform, build_transform
+from cnnpipe.transforms.containers import BatchTransform
+from cnnpipe.transforms.spec import build_transform
 
 
 def resolve_normalization(
@@ -81,6 +82,7 @@ class InputPipeline:
         return self.transform.output_size(input_hw)
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Transform ``images`` (draws from ``generator``), then normalize per channel."""
         x = self.transform(images, generator)
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -1,20 +1,15 @@
-"""Batched augmentation: torchvision parity for deterministic ops, per-sample randomness, params errors."""
+"""Batched image ops: torchvision parity for deterministic ops, per-sample randomness, output sizes."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import yaml
-from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from cnnpipe.errors import ParamError
-from cnnpipe.train.augment import OPS, _homographies, as_float_images, build_transform
-from cnnpipe.train.preview import describe_op, save_augmentation_preview, single_op_transforms
-
-KEY = "models.horses_aug.augment"
+from cnnpipe.transforms.containers import as_float_images
+from cnnpipe.transforms.geometry import _homographies
+from cnnpipe.transforms.spec import build_transform
 
 
 def op(name: str, **kwargs) -> dict:
@@ -244,25 +239,6 @@ def test_input_handling():
     assert len(build_transform(None, key="k")) == 0
 
 
-def test_pipeline_from_params_yaml():
-    params = yaml.safe_load(
-        """
-        augment:
-          - {op: random_crop, size: [178, 178]}
-          - hflip
-          - {op: resize, size: [64, 64]}
-        eval_transform:
-          - {op: center_crop, size: [178, 178]}
-          - {op: resize, size: [64, 64]}
-        """
-    )
-    x = images(n=2, h=218, w=178)
-    train = build_transform(params["augment"], key="models.smile_cnn.augment")
-    evaluate = build_transform(params["eval_transform"], key="models.smile_cnn.eval_transform")
-    assert train(x, gen()).shape == evaluate(x).shape == (2, 3, 64, 64)
-    assert train.ops[1] == "models.smile_cnn.augment[1]"
-
-
 def test_output_size_for_spec_pipelines():
     smile = [op("random_crop", size=[178, 178]), op("hflip", p=0.5), op("resize", size=[64, 64])]
     assert build_transform(smile, key="k").output_size((218, 178)) == (64, 64)
@@ -282,114 +258,6 @@ def test_cuda_matches_cpu_with_cpu_generator():
     assert torch.allclose(cuda.cpu(), cpu, atol=1e-4)
 
 
-# ---------------------------------------------------------------- params errors
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ([op("hflip"), op("rotation", degrees="lots")], "[1].degrees: must be a number ≥ 0"),
-        ([op("flip")], "[0].op: unknown op 'flip'; valid ops: affine, center_crop"),
-        ([{"p": 0.5}], "[0].op: missing"),
-        ([op("hflip", prob=0.5)], "[0].prob: not an argument of op 'hflip'"),
-        ([op("hflip", p=1.5)], "[0].p: must be a probability in [0, 1], got 1.5"),
-        ([op("resize")], "[0].size: required by op 'resize'"),
-        ([op("resize", size=[64])], "[0].size: must be a positive integer"),
-        ([op("random_resized_crop", size=8, scale=[0.5, 2])], "[0].scale: must be a [min, max]"),
-        ([op("color_jitter", hue=0.7)], "[0].hue: must be a number in [0, 0.5]"),
-        ([op("affine", shear=[10, 5])], "[0].shear: must be"),
-        ([op("random_crop", size=8, fill=300)], "[0].fill: must be a pixel value in [0, 255]"),
-        (
-            [op("random_apply", ops=[op("random_choice", ops=[op("perspective", distortion=2)])])],
-            "[0].ops[0].ops[0].distortion: must be a number in [0, 1], got 2",
-        ),
-        ([op("random_apply", ops=[])], "[0].ops: must be a non-empty list of ops"),
-        ([op("random_choice", ops=["hflip", "vflip"], p=[1])], "[0].p: must be a list of 2"),
-        (["hflip", 3], "[1]: must be a mapping"),
-        (op("hflip"), ": must be a list of ops"),
-    ],
-)
-def test_bad_params_name_the_full_key(spec, message):
-    with pytest.raises(ParamError) as err:
-        build_transform(spec, key=KEY)
-    assert str(err.value).startswith(KEY + message)
-    assert "\n" not in str(err.value)
-
-
-def test_unknown_op_lists_every_op():
-    with pytest.raises(ParamError) as err:
-        build_transform([{"op": "blur"}], key="k")
-    assert all(name in str(err.value) for name in OPS)
-    assert set(OPS) >= {"hflip", "vflip", "rotation", "random_crop", "random_resized_crop", "resize"}
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ([op("random_crop", size=[40, 10])], "k[0].size: a 40×10 crop does not fit the 21×17"),
-        ([op("random_apply", ops=[op("resize", size=8)])], "k[0].ops: must keep the image size"),
-        (
-            [op("random_choice", ops=[op("resize", size=[8, 8]), op("center_crop", size=9)])],
-            "k[0].ops: every choice must give the same image size, got 8×8, 9×9",
-        ),
-    ],
-)
-def test_size_problems_are_caught_up_front(spec, message):
-    t = build_transform(spec, key="k")
-    with pytest.raises(ParamError) as err:
-        t.output_size((21, 17))
-    assert str(err.value).startswith(message)
-    with pytest.raises(ParamError):
-        t(images(), gen())
-
-
 def test_random_crop_pad_if_needed():
     t = build_transform([{"op": "random_crop", "size": [30, 10], "pad_if_needed": True}], key="k")
     assert t(images(h=21, w=17), gen()).shape == (4, 3, 30, 10)
-
-
-# ---------------------------------------------------------------- preview
-
-
-@pytest.mark.parametrize("channels", [3, 1])
-def test_preview_writes_a_png(tmp_path, channels):
-    data = np.random.default_rng(0).integers(0, 256, (10, channels, 20, 16), dtype=np.uint8)
-    out = tmp_path / "plots" / "augment.png"
-    transform = build_transform([{"op": "random_crop", "size": 14}, {"op": "hflip"}], key="k")
-    path = save_augmentation_preview(data, transform, out, n=4, title="horses_aug", draws=3)
-    assert path == out
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with Image.open(out) as img:
-        width, height = img.size
-    assert 200 <= width <= 2000 and 200 <= height <= 2000
-    assert width > height * 0.8  # 4 columns, 4 rows of small tiles
-    assert [p.name for p in out.parent.iterdir()] == ["augment.png"]
-
-
-def test_preview_shows_each_op_alone_then_the_pipeline(tmp_path):
-    data = np.random.default_rng(1).integers(0, 256, (6, 3, 20, 16), dtype=np.uint8)
-    ops = [{"op": "random_crop", "size": 14}, {"op": "hflip", "p": 0.5}, {"op": "rotation", "degrees": 20}]
-    steps = single_op_transforms(ops, "models.m.augment")
-    labels = [label for label, _ in steps]
-    assert labels == ["1. random_crop size=14", "2. hflip p=0.5", "3. rotation degrees=20"]
-    assert [t.key for _, t in steps] == [f"models.m.augment[{i}]" for i in range(3)]
-    assert steps[0][1].output_size((20, 16)) == (14, 14) and steps[2][1].output_size((20, 16)) == (20, 16)
-    transform = build_transform(ops, key="models.m.augment")
-    plain = save_augmentation_preview(data, transform, tmp_path / "plain.png", n=4, draws=2)
-    gallery = save_augmentation_preview(data, transform, tmp_path / "ops.png", n=4, draws=2, steps=steps)
-    with Image.open(plain) as a, Image.open(gallery) as b:
-        assert b.height > a.height * 1.8  # 1 + 3 + 2 rows instead of 1 + 2
-        assert b.width > a.width  # room for the row labels
-    nested = {"op": "random_apply", "p": 0.5, "ops": [{"op": "random_choice", "ops": ["hflip", "vflip"]}]}
-    assert describe_op(nested) == "random_apply p=0.5 (random_choice)"
-
-
-def test_preview_row_of_an_op_that_cannot_run_alone(tmp_path):
-    data = np.random.default_rng(2).integers(0, 256, (3, 1, 20, 16), dtype=np.uint8)
-    ops = [{"op": "resize", "size": [40, 40]}, {"op": "random_crop", "size": 30}]
-    transform = build_transform(ops, key="k")
-    steps = single_op_transforms(ops, "k")
-    with pytest.raises(ParamError):
-        steps[1][1].output_size((20, 16))
-    out = save_augmentation_preview(data, transform, tmp_path / "p.png", steps=steps, draws=1)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,121 @@
+"""Colour ops: per-sample brightness, contrast, saturation and hue (color_jitter), batched.
+
+The adjustments follow torchvision's formulas (grayscale weights, blends clamped to [0, 1], hue
+shifted in HSV space with the same vectorized RGB↔HSV conversion).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from cnnpipe.errors import ParamError
+from cnnpipe.transforms.containers import _Op, _rand
+
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
+
+
+def _factors(values: Tensor, x: Tensor) -> Tensor:
+    """A CPU vector of per-sample factors as an ``N×1×1×1`` float32 tensor on ``x``'s device."""
+    return values.to(device=x.device, dtype=torch.float32).view(-1, 1, 1, 1)
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _gray(x: Tensor) -> Tensor:
+    r, g, b = x.unbind(dim=1)
+    return (r * _GRAY_WEIGHTS[0] + g * _GRAY_WEIGHTS[1] + b * _GRAY_WEIGHTS[2]).unsqueeze(1)
+
+
+def _blend(a: Tensor, b: Tensor, ratio: Tensor) -> Tensor:
+    return (a * ratio + b * (1.0 - ratio)).clamp(0.0, 1.0)
+
+
+def _brightness(x: Tensor, f: Tensor) -> Tensor:
+    return (x * f).clamp(0.0, 1.0)
+
+
+def _contrast(x: Tensor, f: Tensor) -> Tensor:
+    gray = _gray(x) if x.shape[1] == 3 else x
+    return _blend(x, gray.mean(dim=(1, 2, 3), keepdim=True), f)
+
+
+def _saturation(x: Tensor, f: Tensor) -> Tensor:
+    return _blend(x, _gray(x), f)
+
+
+def _hue(x: Tensor, f: Tensor) -> Tensor:
+    hsv = _rgb_to_hsv(x)
+    h = (hsv[:, :1] + f).remainder(1.0)
+    return _hsv_to_rgb(torch.cat([h, hsv[:, 1:]], dim=1))
+
+
+def _rgb_to_hsv(x: Tensor) -> Tensor:
+    r, g, _ = x.unbind(dim=1)
+    maxc, minc = x.amax(dim=1), x.amin(dim=1)
+    flat = maxc == minc  # grey pixels: hue and saturation are 0, avoid dividing by 0
+    delta = maxc - minc
+    s = delta / torch.where(flat, torch.ones_like(maxc), maxc)
+    divisor = torch.where(flat, torch.ones_like(delta), delta).unsqueeze(1)
+    rc, gc, bc = ((maxc.unsqueeze(1) - x) / divisor).unbind(dim=1)
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(flat, torch.zeros_like(h), (h / 6.0 + 1.0).remainder(1.0))
+    return torch.stack([h, s, maxc], dim=1)
+
+
+# For sector i = floor(6h), which of (v, p, q, t) goes to r, g and b.
+_HSV_SELECT = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
+
+
+def _hsv_to_rgb(hsv: Tensor) -> Tensor:
+    h, s, v = hsv.unbind(dim=1)
+    h6 = h * 6.0
+    i = torch.floor(h6)
+    f = h6 - i
+    p = (v * (1.0 - s)).clamp(0.0, 1.0)
+    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
+    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
+    vpqt = torch.stack([v, p, q, t], dim=1)
+    select = torch.tensor(_HSV_SELECT, dtype=torch.long, device=hsv.device)
+    index = select[:, i.long().remainder(6)].movedim(0, 1)  # N×3×H×W
+    return vpqt.gather(1, index)
+
+
+# --------------------------------------------------------------------------- ops
+
+
+class _ColorJitter(_Op):
+    """Per-sample brightness, contrast, saturation and hue factors, applied in a per-sample random
+    order like torchvision's ColorJitter. Each step evaluates every enabled adjustment on the
+    whole batch and keeps, per sample, the one that sample's order puts there (no per-sample
+    loop; costs m² adjustments for m enabled ones)."""
+
+    _FUNCS = (_brightness, _contrast, _saturation, _hue)
+
+    def __init__(self, key: str, *, ranges: tuple[tuple[float, float] | None, ...]):
+        super().__init__(key)
+        self.ranges = ranges  # brightness, contrast, saturation, hue; None = off
+
+    def __call__(self, x, g):
+        n, c = x.shape[:2]
+        if c not in (1, 3):
+            raise ParamError(f"{self.key}: color_jitter needs 1- or 3-channel images, got {c} channels")
+        u = _rand(g, n, 4)
+        order_keys = _rand(g, n, 4)
+        # grayscale images have no saturation or hue to change
+        active = [i for i, r in enumerate(self.ranges) if r is not None and (c == 3 or i < 2)]
+        if not active:
+            return x
+        factors = {}
+        for i in active:
+            lo, hi = self.ranges[i]
+            factors[i] = _factors(lo + (hi - lo) * u[:, i], x)
+        order = order_keys[:, active].argsort(dim=1).to(x.device)  # N×m: position → index into active
+        for step in range(len(active)):
+            out = x
+            for j, i in enumerate(active):
+                chosen = (order[:, step] == j).view(-1, 1, 1, 1)
+                out = torch.where(chosen, self._FUNCS[i](x, factors[i]), out)
+            x = out
+        return x
