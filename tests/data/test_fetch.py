@@ -22,7 +22,7 @@ import pytest
 import yaml
 from tmpfs import tree
 
-from cnnpipe.data import sources, transfer
+from cnnpipe.data import http_transfer, sources
 from cnnpipe.data.fetch import (
     download_file,
     fetch_dataset,
@@ -490,14 +490,14 @@ def test_verified_file_already_in_place_is_not_downloaded(server: _Server, dirs)
 def test_part_on_another_filesystem_is_copied_into_place(server: _Server, dirs, monkeypatch) -> None:
     dest_dir, partial = dirs
     url = server.route("/f.bin", send(PAYLOAD))
-    real_replace = transfer.os.replace
+    real_replace = http_transfer.os.replace
 
     def replace(src, dst):
         if str(src).endswith(".part"):
-            raise OSError(transfer.errno.EXDEV, "Invalid cross-device link")
+            raise OSError(http_transfer.errno.EXDEV, "Invalid cross-device link")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(transfer.os, "replace", replace)
+    monkeypatch.setattr(http_transfer.os, "replace", replace)
 
     download_file([url], dest_dir / "f.bin", PAYLOAD_MD5, partial_dir=partial, log=Log(), **FAST)
 

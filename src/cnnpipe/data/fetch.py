@@ -27,6 +27,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from cnnpipe.data.http_transfer import (
+    _CHUNK,
+    Log,
+    _from_http,
+    _head,
+    _mismatch_error,
+    _progress,
+    _signature_error,
+    _UrlFailed,
+)
 from cnnpipe.data.md5sums import file_md5
 from cnnpipe.data.mirrors import (
     _MIRRORS_HINT,
@@ -39,16 +49,6 @@ from cnnpipe.data.mirrors import (
     read_manifest,
 )
 from cnnpipe.data.sources import LOCAL_SETS, get_source
-from cnnpipe.data.transfer import (
-    _CHUNK,
-    Log,
-    _from_http,
-    _head,
-    _mismatch_error,
-    _progress,
-    _signature_error,
-    _UrlFailed,
-)
 from cnnpipe.errors import DownloadError, ParamError
 from cnnpipe.fileio import atomic_file
 
