@@ -179,7 +179,7 @@ def test_imagenet_normalization_is_what_the_weights_expect(backbone):
         ({"aux_logits": True}, "only Inception-V3 has auxiliary logits"),
         ({"input": [1, 64, 64]}, "takes 3-channel (RGB) images"),
         ({"weights_file": "w.pth"}, "weights_file: is set but models.m.arch.weights is none"),
-        ({"colour": 1}, "models.m.arch.colour: unknown key for a backbone model"),
+        ({"colour": 1}, "models.m.arch.colour: unknown key; expected one of"),
     ],
 )
 def test_arch_errors_name_the_param(overrides, message):

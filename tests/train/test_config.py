@@ -60,7 +60,7 @@ def _error(params, name="toy_cnn") -> str:
         ("dataset", ..., f"{KEY}.dataset: missing"),
         ("dataset", "../etc", f"{KEY}.dataset: expected a prepared dataset name"),
         ("augment", {"op": "hflip"}, f"{KEY}.augment: must be a list of ops"),
-        ("arch.outputs", 0, f"{KEY}.arch.outputs: must be a positive integer"),
+        ("arch.outputs", 0, f"{KEY}.arch.outputs: must be an integer >= 1"),
     ],
 )
 def test_bad_model_values_name_the_key(path, value, expected):
