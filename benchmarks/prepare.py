@@ -28,7 +28,7 @@ import torch
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import extract_archive
 
-from cnnpipe import params
+from cnnpipe.config import load as params
 from cnnpipe.data.prepare import prepare_dataset
 from cnnpipe.data.sample import write_sample_mirror
 

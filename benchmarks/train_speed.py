@@ -31,13 +31,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+from cnnpipe.config.load import load_params
+from cnnpipe.config.train import parse_train
 from cnnpipe.data.prepare import prepare_dataset
 from cnnpipe.data.sample import CELEBA_ATTRIBUTES, write_celeba_torchvision_extras, write_sample_mirror
 from cnnpipe.data.stats import compute_stats
 from cnnpipe.data.subset import subset_by_attribute
 from cnnpipe.models import build_model
-from cnnpipe.params import load_params
-from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import steps_per_epoch, train_epoch
 from cnnpipe.train.optim import build_loss, build_schedule
 from cnnpipe.train.runtime import build_runtime

@@ -7,7 +7,8 @@ The output directory is replaced only once every file is verified.
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config import load as params
 from cnnpipe.data.fetch import fetch_dataset, fetch_local_set
 from cnnpipe.data.sources import LOCAL_SETS
 from cnnpipe.fileio import atomic_dir

@@ -8,8 +8,9 @@ plots/<model>/{predictions,roc,per_class}.csv and plots/<model>/figures/*.png (s
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
-from cnnpipe.evaluate import evaluate_model
+from cnnpipe import stage
+from cnnpipe.config import load as params
+from cnnpipe.evaluate.stage import evaluate_model
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ data.max_member_mb, and for the sets that come in zips data.max_ratio.
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config import load as params
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare import prepare_dataset
 from cnnpipe.data.sources import get_source

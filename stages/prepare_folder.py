@@ -7,7 +7,8 @@ data.max_ratio.
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config import load as params
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare import prepare_imagefolder
 

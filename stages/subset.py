@@ -7,7 +7,8 @@ Reads: subsets.<name>.source and either .classes, or .attribute with .train_size
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config import load as params
 from cnnpipe.data.subset import subset_by_attribute, subset_by_classes
 from cnnpipe.errors import ParamError
 

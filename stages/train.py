@@ -18,9 +18,10 @@ line before writing anything more: queue experiments instead (`dvc exp run --que
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config import load as params
+from cnnpipe.config.train import parse_config, parse_distributed
 from cnnpipe.train import distributed
-from cnnpipe.train.config import parse_config, parse_distributed
 from cnnpipe.train.loop import train_model
 
 

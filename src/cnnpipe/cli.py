@@ -134,7 +134,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params
     from cnnpipe.train.lr_find import lr_find, save_lr_plot
 
     result = lr_find(
@@ -152,7 +152,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
 
 def _cmd_plot_defs(args: argparse.Namespace) -> None:
     from cnnpipe import plotdefs
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params
 
     models = list(load_params().get("models") or {})
     if not args.write:
@@ -164,7 +164,7 @@ def _cmd_plot_defs(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params
     from cnnpipe.summary import format_summary, model_summary
 
     values = load_params(args.params)

@@ -1,7 +1,7 @@
 """``cnnpipe summary MODEL``: every layer's output shape and parameters, as the sources print them.
 
 The model is built from params.yaml the way the train stage builds it (``models.<name>`` is
-validated by :func:`cnnpipe.train.config.parse_config`, the network by
+validated by :func:`cnnpipe.config.train.parse_config`, the network by
 :func:`cnnpipe.models.network.build_network`), on PyTorch's *meta* device: tensors there have
 shapes and dtypes but no storage, so even Inception-V3 at 299×299 is built and run in a blink
 and no pretrained weights are needed (weights do not change shapes, counts or what is frozen).
@@ -30,9 +30,9 @@ import torch
 import torchinfo
 from torch import nn
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch, TransferNet
-from cnnpipe.train.config import parse_config
 
 BATCH = 2  # a batch of two: BatchNorm in training mode needs more than one value per channel
 MB = 1e6

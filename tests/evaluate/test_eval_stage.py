@@ -26,10 +26,10 @@ from sklearn.metrics import (
 )
 from torchvision.transforms.v2 import functional as TF
 
-from cnnpipe import evaluate
 from cnnpipe.data.arrays import load_split
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.evaluate import BINARY_FIGURES, FIGURES, evaluate_model, figures
+from cnnpipe.evaluate import stage as evaluate_stage
 from cnnpipe.evaluate.predictions import initial_model
 from cnnpipe.models.network import build_network
 from cnnpipe.models.trained import load_trained, save_trained
@@ -275,7 +275,7 @@ def test_before_after_starts_from_the_seeded_initial_weights_and_leaves_the_rng_
     _check_png(project / "plots" / "tiny" / "figures" / "before_after.png")
     saved = (project / "metrics" / "tiny.json").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluate, "_before_after", lambda out_dir, *_: out_dir / "before_after.png")
+        patch.setattr(evaluate_stage, "_before_after", lambda out_dir, *_: out_dir / "before_after.png")
         torch.manual_seed(1234)
         np.random.seed(1234)
         assert evaluate_model("tiny", params, root=project, log=lambda _: None)["metrics"] == metrics

@@ -21,13 +21,13 @@ import torch.nn.functional as F
 import torchvision
 import yaml
 
+from cnnpipe.config.train import parse_train
 from cnnpipe.data.arrays import PreparedWriter
 from cnnpipe.errors import ParamError
 from cnnpipe.evaluate import evaluate_model
 from cnnpipe.models.network import build_network, parse_any_arch
 from cnnpipe.models.trained import load_trained
 from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD, TransferNet, head_parameter_names
-from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import train_model
 from cnnpipe.train.optim import build_optimizer, split_aux
 

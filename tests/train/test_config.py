@@ -7,8 +7,8 @@ import copy
 import pytest
 from toydata import toy_params, write_dataset
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
-from cnnpipe.train.config import parse_config
 from cnnpipe.train.runtime import RunPaths, open_data
 
 KEY = "models.toy_cnn"

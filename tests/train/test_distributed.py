@@ -22,9 +22,9 @@ import torch
 import yaml
 from toydata import toy_params, write_dataset, write_params
 
+from cnnpipe.config.train import DistributedSettings, parse_distributed
 from cnnpipe.errors import ParamError
 from cnnpipe.train import distributed
-from cnnpipe.train.config import DistributedSettings, parse_distributed
 from cnnpipe.train.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[2]

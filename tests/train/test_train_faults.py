@@ -15,7 +15,7 @@ import yaml
 from tmpfs import tree
 from toydata import toy_params, write_dataset, write_params
 
-from cnnpipe import params as params_module
+from cnnpipe.config import load as params_module
 from cnnpipe.errors import ParamsChangedError
 from cnnpipe.train import loop
 from cnnpipe.train.loop import train_model

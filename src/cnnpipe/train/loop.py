@@ -350,7 +350,7 @@ def train_model(
 
     ``dist`` makes this one DDP worker of several (see the module docstring); only rank 0
     logs and writes, every rank returns the same summary. ``params_changed`` (see
-    :func:`cnnpipe.params.watch`) returning True stops the run with a ParamsChangedError
+    :func:`cnnpipe.config.load.watch`) returning True stops the run with a ParamsChangedError
     before the next write.
     """
     if dist is not None and not dist.is_main:

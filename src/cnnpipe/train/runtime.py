@@ -1,6 +1,6 @@
 """Everything one training run needs, built from params and the prepared data, checked up front.
 
-:func:`build_runtime` validates the params (:mod:`cnnpipe.train.config`), opens the prepared
+:func:`build_runtime` validates the params (:mod:`cnnpipe.config.train`), opens the prepared
 splits, resolves normalization, builds the train and eval input pipelines and checks that
 they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
 seeds the global generators and builds the model, optimizer and loss on the chosen device.
@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnpipe.config.train import TrainConfig, parse_config
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch
 from cnnpipe.train import device as devices
 from cnnpipe.train.batches import Split, open_split
-from cnnpipe.train.config import TrainConfig, parse_config
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.inputs import InputPipeline, resolve_normalization
