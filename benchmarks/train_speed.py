@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from cnnpipe.config.load import load_params
-from cnnpipe.config.train import parse_train
+from cnnpipe.config.train import parse_config, parse_train
 from cnnpipe.data.prepare import prepare_dataset
 from cnnpipe.data.sample import CELEBA_ATTRIBUTES, write_celeba_torchvision_extras, write_sample_mirror
 from cnnpipe.data.stats import compute_stats
@@ -76,7 +76,7 @@ def build_data(root: Path, mnist_train: int, celeba_train: int) -> None:
 
 def cnnpipe_epochs(name: str, params: dict, root: Path, epochs: int) -> tuple[int, float]:
     """Training images per epoch and the fastest epoch's seconds, with the train stage's loop."""
-    rt = build_runtime(name, params, root=root, log=_quiet)
+    rt = build_runtime(parse_config(name, params), root=root, log=_quiet)
     n = len(rt.data.train)
     steps = steps_per_epoch(n, rt.config.train.batch_size)
     schedule = build_schedule(rt.optimizer, rt.config.train, epochs, steps)

@@ -9,7 +9,8 @@ from toydata import toy_params, write_dataset
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
-from cnnpipe.train.runtime import RunPaths, open_data
+from cnnpipe.paths import RunPaths
+from cnnpipe.train.runtime import open_data
 
 KEY = "models.toy_cnn"
 

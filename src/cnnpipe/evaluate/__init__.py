@@ -19,8 +19,6 @@ _EXPORTS = {
     "resolve_device": "cnnpipe.evaluate.predictions",
     "evaluate_model": "cnnpipe.evaluate.stage",
     "write_figures": "cnnpipe.evaluate.stage",
-    "FIGURES": "cnnpipe.evaluate.stage",
-    "BINARY_FIGURES": "cnnpipe.evaluate.stage",
 }
 
 __all__ = sorted(_EXPORTS)

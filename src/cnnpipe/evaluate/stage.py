@@ -1,6 +1,6 @@
 """The ``evaluate@<model>`` stage: a trained model on its dataset's test split → metrics, plot data, figures.
 
-:func:`evaluate_model` is the ``evaluate@<model>`` stage. For model ``<model>`` it loads
+:func:`evaluate_model` is the stage. For model ``<model>`` it loads
 ``models/<model>/model.pt``, runs it on ``data/prepared/<dataset>/test.*`` through the
 bundle's eval transform and normalization, and writes (each file atomically)::
 
@@ -41,16 +41,17 @@ Images are processed in split order in fixed-size batches, so the results are re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cnnpipe.config.load import get as param
+from cnnpipe import paths
+from cnnpipe.config.evaluate import EvaluateSettings
 from cnnpipe.data.arrays import load_meta, load_split
-from cnnpipe.errors import DataFormatError, ParamError
+from cnnpipe.errors import DataFormatError
 from cnnpipe.evaluate import figures
 from cnnpipe.evaluate.dvcplots import write_per_class_csv, write_predictions_csv, write_roc_csv
 from cnnpipe.evaluate.metrics import (
@@ -74,36 +75,9 @@ from cnnpipe.evaluate.predictions import (
 from cnnpipe.fileio import atomic_dir, atomic_write_json
 from cnnpipe.models.trained import TrainedModel, load_trained
 
-__all__ = [
-    "compute_metrics",
-    "evaluate_model",
-    "mean_loss",
-    "predict_split",
-    "probabilities",
-    "resolve_device",
-    "write_figures",
-]
-
 Log = Callable[[str], None]
 
-FIGURES = (
-    "confusion_matrix.png",
-    "learning_curves.png",
-    "predictions.png",
-    "errors.png",
-    "before_after.png",
-    "filters.png",
-    "feature_maps.png",
-)
-BINARY_FIGURES = ("positive_class.png",)  # single-logit models only
 BEFORE_AFTER_IMAGES = 8
-
-
-def _count(params: Mapping[str, Any], key: str, *, minimum: int) -> int:
-    value = param(params, key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ParamError(f"{key}: must be an integer ≥ {minimum}, got {value!r}")
-    return value
 
 
 def _load_eval_split(
@@ -117,7 +91,7 @@ def _load_eval_split(
         )
     if list(meta["classes"]) != list(trained.classes):
         raise DataFormatError(
-            f"models/{trained.name}/model.pt was trained on classes {trained.classes} but {data_dir} "
+            f"{paths.model_file(trained.name)} was trained on classes {trained.classes} but {data_dir} "
             f"has {meta['classes']}; retrain the model (`dvc repro`)"
         )
     split = "test"
@@ -131,7 +105,7 @@ def _load_eval_split(
     shape = list(data.images.shape[1:])
     if shape != list(trained.input_shape):
         raise DataFormatError(
-            f"models/{trained.name}/model.pt expects prepared images of {trained.input_shape} but "
+            f"{paths.model_file(trained.name)} expects prepared images of {trained.input_shape} but "
             f"{data_dir}/{split} holds {shape}; retrain the model (`dvc repro`)"
         )
     return split, data.images, np.array(data.labels, dtype=np.int64)
@@ -183,7 +157,7 @@ def write_figures(
     labels: np.ndarray,
     probs: np.ndarray,
     *,
-    dvclive_dir: Path,
+    curves_dir: Path,
     grid_images: int,
     worst_images: int,
     device: torch.device | str = "cpu",
@@ -202,7 +176,7 @@ def write_figures(
             labels, predicted, classes, out_dir / "confusion_matrix.png", title=name
         )
     ]
-    if figures.learning_curves_figure(dvclive_dir, out_dir / "learning_curves.png", title=name, log=log):
+    if figures.learning_curves_figure(curves_dir, out_dir / "learning_curves.png", title=name, log=log):
         written.append(out_dir / "learning_curves.png")
 
     shown = spread_indices(len(labels), grid_images)
@@ -261,50 +235,53 @@ def write_figures(
 
 
 def evaluate_model(
-    name: str, params: Mapping[str, Any], *, root: str | Path = Path("."), log: Log = print
+    name: str,
+    settings: EvaluateSettings,
+    *,
+    dataset: str,
+    device: str = "auto",
+    root: str | Path = Path("."),
+    log: Log = print,
 ) -> dict[str, Any]:
-    """Evaluate model ``name`` and write its metrics, plot data and figures under ``root``.
+    """Evaluate model ``name`` (trained on ``dataset``) and write its metrics, plot data and figures.
 
-    Reads ``models.<name>.dataset``, ``evaluate.batch_size``, ``evaluate.grid_images``,
-    ``evaluate.worst_images`` and ``run.device`` from ``params``. Returns
+    ``settings`` is the parsed ``evaluate`` section, ``dataset`` is ``models.<name>.dataset``
+    and ``device`` is ``run.device``; files are read and written under ``root``. Returns
     ``{"metrics": …, "info": …, "per_class": …}``: what ``metrics/<name>.json``,
     ``metrics/<name>.info.json`` and ``plots/<name>/per_class.csv`` hold (see the module
     docstring for every output).
     """
     root = Path(root)
-    dataset = param(params, f"models.{name}.dataset")
-    batch_size = _count(params, "evaluate.batch_size", minimum=1)
-    grid_images = _count(params, "evaluate.grid_images", minimum=0)
-    worst_images = _count(params, "evaluate.worst_images", minimum=0)
-    device = resolve_device(param(params, "run.device", default="auto"))
+    batch_size, grid_images, worst_images = settings.batch_size, settings.grid_images, settings.worst_images
+    run_device = resolve_device(device)
 
-    trained = load_trained(root / "models" / name / "model.pt", device=device)
-    data_dir = root / "data" / "prepared" / str(dataset)
-    split, images, labels = _load_eval_split(data_dir, trained, str(dataset), log)
+    trained = load_trained(paths.model_file(name, root), device=run_device)
+    data_dir = paths.prepared_dir(dataset, root)
+    split, images, labels = _load_eval_split(data_dir, trained, dataset, log)
 
-    logits = predict_split(trained, images, batch_size, device, progress=len(labels) > 4 * batch_size)
+    logits = predict_split(trained, images, batch_size, run_device, progress=len(labels) > 4 * batch_size)
     probs = probabilities(logits)
-    info: dict[str, Any] = {"model": name, "dataset": str(dataset), "split": split, "n_test": len(labels)}
+    info: dict[str, Any] = {"model": name, "dataset": dataset, "split": split, "n_test": len(labels)}
     if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
         info["backbone_weights"] = trained.extra["weights"]
     info["classes"] = list(trained.classes)
     metrics: dict[str, Any] = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
-    metrics.update(_last_epoch(root / "dvclive" / name / "metrics.json"))
+    metrics.update(_last_epoch(paths.live_summary_file(name, root)))
     per_class = per_class_scores(labels, probs, trained.classes)
     predicted, confidence = predicted_classes(probs)
 
-    plots_dir = root / "plots" / name
-    with atomic_dir(plots_dir / "figures") as tmp:
+    plots_dir = paths.plots_dir(name, root)
+    with atomic_dir(paths.figures_dir(name, root)) as tmp:
         write_figures(
             tmp,
             trained,
             images,
             labels,
             probs,
-            dvclive_dir=root / "dvclive" / name,
+            curves_dir=paths.live_curves_dir(name, root),
             grid_images=grid_images,
             worst_images=worst_images,
-            device=device,
+            device=run_device,
             log=log,
         )
     write_predictions_csv(plots_dir / "predictions.csv", labels, predicted, confidence, trained.classes)
@@ -315,8 +292,8 @@ def evaluate_model(
     else:  # micro-averaged one-vs-rest: every (image, class) pair is one binary decision
         onehot = np.eye(len(trained.classes), dtype=np.int64)[np.asarray(labels)]
         write_roc_csv(roc_file, onehot.ravel(), np.asarray(probs, dtype=np.float64).ravel())
-    atomic_write_json(root / "metrics" / f"{name}.info.json", info)
-    atomic_write_json(root / "metrics" / f"{name}.json", metrics)
+    atomic_write_json(paths.info_file(name, root), info)
+    atomic_write_json(paths.metrics_file(name, root), metrics)
 
     auc = f", ROC-AUC {metrics['roc_auc']}" if metrics.get("roc_auc") is not None else ""
     log(

@@ -39,7 +39,7 @@ import torch
 import torch.distributed as tdist
 from torch import Tensor, nn
 
-from cnnpipe.config.train import DistributedSettings
+from cnnpipe.config.run import DistributedSettings
 from cnnpipe.cpus import usable_cpus
 from cnnpipe.errors import CnnpipeError, ParamError
 from cnnpipe.train import device as devices
