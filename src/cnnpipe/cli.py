@@ -165,10 +165,12 @@ def _cmd_plot_defs(args: argparse.Namespace) -> None:
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     from cnnpipe.config.load import load_params
+    from cnnpipe.config.train import parse_config
     from cnnpipe.summary import format_summary, model_summary
 
     values = load_params(args.params)
-    print("\n\n".join(format_summary(model_summary(name, values, depth=args.depth)) for name in args.models))
+    configs = [parse_config(name, values) for name in args.models]
+    print("\n\n".join(format_summary(model_summary(config, depth=args.depth)) for config in configs))
 
 
 def build_parser() -> argparse.ArgumentParser:

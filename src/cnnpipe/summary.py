@@ -22,15 +22,13 @@ gradients).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torchinfo
 from torch import nn
 
-from cnnpipe.config.train import parse_config
+from cnnpipe.config.train import TrainConfig
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch, TransferNet
 
@@ -86,9 +84,8 @@ class ModelSummary:
         raise KeyError(name)
 
 
-def build_for_summary(name: str, params: Mapping[str, Any]) -> tuple[nn.Module, tuple[int, int, int], str]:
-    """(model on the meta device, its input C×H×W, forward mode) for ``models.<name>`` of ``params``."""
-    config = parse_config(name, params)
+def build_for_summary(config: TrainConfig) -> tuple[nn.Module, tuple[int, int, int], str]:
+    """(model on the meta device, its input C×H×W, forward mode) for the model of ``config``."""
     with torch.device("meta"):
         model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False)
     arch = config.arch
@@ -158,10 +155,10 @@ def summarize(
     )
 
 
-def model_summary(name: str, params: Mapping[str, Any], *, depth: int = 2) -> ModelSummary:
-    """The summary of ``models.<name>`` in ``params`` (see the module docstring)."""
-    model, input_shape, mode = build_for_summary(name, params)
-    return summarize(model, input_shape, name=name, depth=depth, mode=mode)
+def model_summary(config: TrainConfig, *, depth: int = 2) -> ModelSummary:
+    """The summary of the model of ``config`` (``models.<name>``, parsed; see the module docstring)."""
+    model, input_shape, mode = build_for_summary(config)
+    return summarize(model, input_shape, name=config.name, depth=depth, mode=mode)
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:
