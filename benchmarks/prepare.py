@@ -36,7 +36,7 @@ import torch
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import extract_archive
 
-from cnnpipe import params
+from cnnpipe.config import load as params
 from cnnpipe.cpus import usable_cpus
 from cnnpipe.data import gzipstream
 from cnnpipe.data.prepare.dispatch import prepare_dataset

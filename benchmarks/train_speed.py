@@ -32,14 +32,14 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+from cnnpipe.config.load import load_params
+from cnnpipe.config.train import parse_config, parse_train
 from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.sources import CELEBA_ATTRIBUTES
 from cnnpipe.data.stats import compute_stats
 from cnnpipe.data.subset import subset_by_attribute
 from cnnpipe.models import build_model
-from cnnpipe.params import load_params
 from cnnpipe.sample.mirror import write_sample_mirror
-from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import steps_per_epoch, train_epoch
 from cnnpipe.train.optim import build_loss, build_schedule
 from cnnpipe.train.runtime import build_runtime
@@ -82,7 +82,7 @@ def build_data(root: Path, mnist_train: int, celeba_train: int) -> None:
 
 def cnnpipe_epochs(name: str, params: dict, root: Path, epochs: int) -> tuple[int, float]:
     """Training images per epoch and the fastest epoch's seconds, with the train stage's loop."""
-    rt = build_runtime(name, params, root=root, log=_quiet)
+    rt = build_runtime(parse_config(name, params), root=root, log=_quiet)
     n = len(rt.data.train)
     steps = steps_per_epoch(n, rt.config.train.batch_size)
     schedule = build_schedule(rt.optimizer, rt.config.train, epochs, steps)

@@ -5,9 +5,10 @@ The output directory is replaced only once every file is verified.
 """
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import paths, stage
+from cnnpipe.config.data import parse_data, parse_dataset
+from cnnpipe.config.load import load_params
 from cnnpipe.data.fetch import fetch_dataset, fetch_local_set
 from cnnpipe.data.sources import LOCAL_SETS
 from cnnpipe.fileio import atomic_dir
@@ -17,16 +18,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    all_params = params.load_params()
-    mirror = params.get(all_params, "data.mirror")
-    out = Path("data/raw") / args.dataset
+    values = load_params()
+    data = parse_data(values, ratio=False)
+    out = paths.raw_dir(args.dataset)
     stage.clean_outputs(out)
     with atomic_dir(out) as tmp:
         if args.dataset in LOCAL_SETS:
-            path = params.get(all_params, f"datasets.{args.dataset}.path")
-            fetch_local_set(args.dataset, path, tmp, out, mirror=mirror)
+            path = parse_dataset(values, args.dataset).need("path")
+            fetch_local_set(args.dataset, path, tmp, out, mirror=data.mirror)
         else:
-            fetch_dataset(args.dataset, tmp, mirror=mirror)
+            fetch_dataset(args.dataset, tmp, mirror=data.mirror)
 
 
 if __name__ == "__main__":

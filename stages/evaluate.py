@@ -6,24 +6,33 @@ plots/<model>/{predictions,roc,per_class}.csv and plots/<model>/figures/*.png (s
 """
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import params, stage
-from cnnpipe.evaluate import evaluate_model
+from cnnpipe import paths, stage
+from cnnpipe.config.evaluate import parse_evaluate
+from cnnpipe.config.load import load_params
+from cnnpipe.config.run import parse_run
+from cnnpipe.config.train import parse_dataset_name
+from cnnpipe.evaluate.stage import evaluate_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
     args = parser.parse_args()
-    metrics, plots = Path("metrics"), Path("plots") / args.model
+    plots = paths.plots_dir(args.model)
     stage.clean_outputs(
-        metrics / f"{args.model}.json",
-        metrics / f"{args.model}.info.json",
-        *(plots / f"{name}.csv" for name in ("predictions", "roc", "per_class")),
-        plots / "figures",
+        paths.metrics_file(args.model),
+        paths.info_file(args.model),
+        *(plots / name for name in paths.EVAL_PLOT_FILES),
+        paths.figures_dir(args.model),
     )
-    evaluate_model(args.model, params.load_params())
+    values = load_params()
+    evaluate_model(
+        args.model,
+        parse_evaluate(values),
+        dataset=parse_dataset_name(values, args.model),
+        device=parse_run(values).device,
+    )
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ sources' worked numbers); see cnnpipe.explore.
 """
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import stage
+from cnnpipe import paths, stage
 from cnnpipe.explore import explore_dataset
 
 
@@ -17,7 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    stage.clean_outputs(Path("plots/datasets") / args.dataset)
+    stage.clean_outputs(paths.dataset_plots_dir(args.dataset))
     explore_dataset(args.dataset)
 
 

@@ -5,9 +5,10 @@ data.max_member_mb, and for the sets that come in zips data.max_ratio.
 """
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import paths, stage
+from cnnpipe.config.data import parse_data, parse_dataset
+from cnnpipe.config.load import load_params
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.sources import get_source
@@ -17,13 +18,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    out = Path("data/prepared") / args.dataset
+    out = paths.prepared_dir(args.dataset)
     stage.clean_outputs(out)
-    all_params = params.load_params()
-    dataset_params = params.get(all_params, f"datasets.{args.dataset}", default={}) or {}
+    values = load_params()
     in_zips = get_source(args.dataset).kind in ("celeba", "imagefolder")
-    limits = ArchiveLimits.from_params(all_params, ratio=in_zips)
-    prepare_dataset(args.dataset, Path("data/raw") / args.dataset, out, dataset_params, limits=limits)
+    data = parse_data(values, ratio=in_zips)
+    dataset = parse_dataset(values, args.dataset)
+    limits = ArchiveLimits(**data.archive_limits())
+    prepare_dataset(args.dataset, paths.raw_dir(args.dataset), out, dataset.as_mapping(), limits=limits)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ data.max_ratio.
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import paths, stage
+from cnnpipe.config.data import parse_data, parse_dataset
+from cnnpipe.config.load import load_params
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 
@@ -16,18 +18,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    out = Path("data/prepared") / args.dataset
+    out = paths.prepared_dir(args.dataset)
     stage.clean_outputs(out)
-    all_params = params.load_params()
-    key = f"datasets.{args.dataset}"
+    values = load_params()
+    dataset = parse_dataset(values, args.dataset)
+    data = parse_data(values)
     prepare_imagefolder(
-        Path(params.get(all_params, f"{key}.path")),
+        Path(dataset.need("path")),
         out,
-        image_size=params.get(all_params, f"{key}.image_size"),
-        valid_fraction=params.get(all_params, f"{key}.valid_fraction"),
-        split_seed=params.get(all_params, f"{key}.split_seed"),
+        image_size=dataset.need("image_size"),
+        valid_fraction=dataset.need("valid_fraction"),
+        split_seed=dataset.need("split_seed"),
         name=args.dataset,
-        limits=ArchiveLimits.from_params(all_params),
+        limits=ArchiveLimits(**data.archive_limits()),
     )
 
 

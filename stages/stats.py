@@ -1,9 +1,8 @@
 """dvc stage `stats@<dataset>`: per-channel mean/std of the train split → data/stats/<dataset>.json."""
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import stage
+from cnnpipe import paths, stage
 from cnnpipe.data.stats import compute_stats
 
 
@@ -11,9 +10,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset")
     args = parser.parse_args()
-    out = Path("data/stats") / f"{args.dataset}.json"
+    out = paths.stats_file(args.dataset)
     stage.clean_outputs(out)
-    stats = compute_stats(Path("data/prepared") / args.dataset, out)
+    stats = compute_stats(paths.prepared_dir(args.dataset), out)
     print(f"{args.dataset}: mean {stats['mean']} std {stats['std']} over {stats['count']} train images")
 
 

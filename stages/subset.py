@@ -5,29 +5,25 @@ Reads: subsets.<name>.source and either .classes, or .attribute with .train_size
 """
 
 import argparse
-from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import paths, stage
+from cnnpipe.config.data import parse_subset
+from cnnpipe.config.load import load_params
 from cnnpipe.data.subset import subset_by_attribute, subset_by_classes
-from cnnpipe.errors import ParamError
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("name")
     args = parser.parse_args()
-    key = f"subsets.{args.name}"
-    spec = params.get(params.load_params(), key)
-    source = Path("data/prepared") / params.get(spec, "source")
-    out = Path("data/prepared") / args.name
+    subset = parse_subset(load_params(), args.name)
+    source = paths.prepared_dir(subset.source)
+    out = paths.prepared_dir(args.name)
     stage.clean_outputs(out)
-    if "classes" in spec:
-        subset_by_classes(source, out, spec["classes"], param=f"{key}.classes")
-    elif "attribute" in spec:
-        sizes = {split: spec.get(f"{split}_size") for split in ("train", "valid", "test")}
-        subset_by_attribute(source, out, spec["attribute"], sizes, param=f"{key}.attribute")
+    if subset.classes is not None:
+        subset_by_classes(source, out, list(subset.classes), param=f"{subset.key}.classes")
     else:
-        raise ParamError(f"params.yaml: {key} needs either 'classes' or 'attribute'")
+        subset_by_attribute(source, out, subset.attribute, subset.sizes, param=f"{subset.key}.attribute")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ line before writing anything more: queue experiments instead (`dvc exp run --que
 import argparse
 from pathlib import Path
 
-from cnnpipe import params, stage
+from cnnpipe import stage
+from cnnpipe.config.load import load_params, watch
+from cnnpipe.config.run import parse_distributed
+from cnnpipe.config.train import parse_config
 from cnnpipe.train import distributed
-from cnnpipe.train.config import parse_config, parse_distributed
 from cnnpipe.train.loop import train_model
 
 
@@ -34,19 +36,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
     args = parser.parse_args()
-    values = params.load_params()
-    changed = params.watch(watched_keys(args.model), values)
+    values = load_params()
+    changed = watch(watched_keys(args.model), values)
     settings = parse_distributed(values)
+    config = parse_config(
+        args.model, values
+    )  # bad params (an augment typo too) fail here, before any worker starts
     if distributed.is_worker():
-        device = parse_config(args.model, values).device
         distributed.run_worker(
-            settings, device, lambda dist: train_model(args.model, values, dist=dist, params_changed=changed)
+            settings, config.device, lambda dist: train_model(config, dist=dist, params_changed=changed)
         )
     elif settings.world_size > 1:
-        device = parse_config(args.model, values).device  # bad params fail here, before any worker starts
-        distributed.launch(settings, device, Path(__file__).resolve(), [args.model])
+        distributed.launch(settings, config.device, Path(__file__).resolve(), [args.model])
     else:
-        train_model(args.model, values, params_changed=changed)
+        train_model(config, params_changed=changed)
 
 
 if __name__ == "__main__":

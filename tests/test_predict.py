@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +159,11 @@ def test_missing_or_damaged_model_is_an_error(images, tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(DataFormatError, match="not a cnnpipe model"):
         predict_files(bad, [images["jpeg"]])
+
+
+def test_predict_leaves_matplotlib_and_sklearn_unloaded():
+    """`cnnpipe predict` starts fast: neither the figures nor the metrics of evaluate are imported."""
+    code = "import sys, cnnpipe.predict; print(sorted({'matplotlib', 'sklearn'} & set(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

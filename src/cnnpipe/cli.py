@@ -13,11 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnpipe import stage
+from cnnpipe import paths, stage
 from cnnpipe.errors import CnnpipeError, ParamError
 from cnnpipe.gate import DEFAULT_TOLERANCE
 
-DEFAULT_MIRROR = Path("data/sample_mirror")
+DEFAULT_MIRROR = paths.SAMPLE_MIRROR
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -121,7 +121,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _model_file(model: str) -> Path:
     """A model name (``mnist_cnn`` → models/mnist_cnn/model.pt) or a path to a model.pt."""
     path = Path(model)
-    return path if path.suffix == ".pt" or path.is_file() else Path("models") / model / "model.pt"
+    return path if path.suffix == ".pt" or path.is_file() else paths.model_file(model)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -135,27 +135,27 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params
+    from cnnpipe.config.train import parse_config
     from cnnpipe.train.lr_find import lr_find, save_lr_plot
 
     result = lr_find(
-        args.model,
-        load_params(),
+        parse_config(args.model, load_params()),
         start_lr=args.start,
         end_lr=args.end,
         num_lrs=args.num,
         batches_per_lr=args.batches,
     )
-    plot = args.plot or Path("plots") / args.model / "lr_find.png"
+    plot = args.plot or paths.lr_find_plot(args.model)
     save_lr_plot(result, plot, title=f"{args.model}: learning-rate range test")
     print(f"suggested learning rate: {result.suggestion:.3g} (plot: {plot}); weights were restored")
 
 
 def _cmd_plot_defs(args: argparse.Namespace) -> None:
     from cnnpipe import plotdefs
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params, model_names
 
-    models = list(load_params().get("models") or {})
+    models = model_names(load_params())
     if not args.write:
         print(plotdefs.plots_block(models), end="")
     elif plotdefs.write_plots_block(args.dvc_yaml, models):
@@ -165,11 +165,13 @@ def _cmd_plot_defs(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from cnnpipe.params import load_params
+    from cnnpipe.config.load import load_params
+    from cnnpipe.config.train import parse_config
     from cnnpipe.summary import format_summary, model_summary
 
     values = load_params(args.params)
-    print("\n\n".join(format_summary(model_summary(name, values, depth=args.depth)) for name in args.models))
+    configs = [parse_config(name, values) for name in args.models]
+    print("\n\n".join(format_summary(model_summary(config, depth=args.depth)) for config in configs))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,15 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
         "prepare-folder", help="prepare a local ImageFolder directory or zip (train/, val/, test/)"
     )
     folder.add_argument("source", type=Path, help="directory or .zip laid out train/<class>/<image>")
-    folder.add_argument("out", type=Path, help="prepared directory to write, e.g. data/prepared/sea")
+    example = paths.prepared_dir("sea")
+    folder.add_argument("out", type=Path, help=f"prepared directory to write, e.g. {example}")
     folder.add_argument("--image-size", type=int, nargs=2, default=[100, 100], metavar=("H", "W"))
     folder.add_argument("--valid-fraction", type=float, default=0.1, help="used when there is no val/")
     folder.add_argument("--split-seed", type=int, default=0)
     folder.set_defaults(func=_cmd_prepare_folder)
 
     info = sub.add_parser("info", help="summarize prepared datasets and their statistics")
-    info.add_argument("--prepared", default="data/prepared")
-    info.add_argument("--stats", default="data/stats")
+    info.add_argument("--prepared", default=str(paths.PREPARED))
+    info.add_argument("--stats", default=str(paths.STATS))
     info.set_defaults(func=_cmd_info)
     predict = sub.add_parser("predict", help="classify image files with a trained model")
     predict.add_argument("model", help="model name (models/<name>/model.pt) or path to a model.pt")
@@ -237,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="allowed absolute worsening against the baseline: DELTA for every metric or "
         f"METRIC=DELTA for one (repeatable; default {DEFAULT_TOLERANCE})",
     )
-    gate.add_argument("--metrics-dir", default=Path("metrics"), type=Path)
+    gate.add_argument("--metrics-dir", default=paths.METRICS, type=Path)
     gate.set_defaults(func=_cmd_check_metrics)
 
     defs = sub.add_parser(

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from cnnpipe import paths
+
 #: The line that starts the generated block; everything after it is rewritten.
 MARKER = "# Learning curves per model, train vs validation"
 
@@ -30,11 +32,11 @@ def learning_curve_plots(models: Iterable[str]) -> list[dict[str, Any]]:
     """The top-level plot definitions for ``models``: loss and accuracy per epoch, train vs validation."""
     plots = []
     for model in models:
-        base = f"dvclive/{model}/plots/metrics"
+        base = paths.live_curves_dir(model).as_posix()
         for name, field, label in _CURVES:
             plots.append(
                 {
-                    f"plots/{model}/{name}": {
+                    (paths.plots_dir(model) / name).as_posix(): {
                         "template": "linear",
                         "x": "step",
                         "y": {f"{base}/train/{field}.tsv": field, f"{base}/val/{field}.tsv": field},

@@ -1,7 +1,7 @@
 """``cnnpipe summary MODEL``: every layer's output shape and parameters, as the sources print them.
 
 The model is built from params.yaml the way the train stage builds it (``models.<name>`` is
-validated by :func:`cnnpipe.train.config.parse_config`, the network by
+validated by :func:`cnnpipe.config.train.parse_config`, the network by
 :func:`cnnpipe.models.network.build_network`), on PyTorch's *meta* device: tensors there have
 shapes and dtypes but no storage, so even Inception-V3 at 299×299 is built and run in a blink
 and no pretrained weights are needed (weights do not change shapes, counts or what is frozen).
@@ -22,17 +22,15 @@ gradients).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torchinfo
 from torch import nn
 
+from cnnpipe.config.train import TrainConfig
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch, TransferNet
-from cnnpipe.train.config import parse_config
 
 BATCH = 2  # a batch of two: BatchNorm in training mode needs more than one value per channel
 MB = 1e6
@@ -86,9 +84,8 @@ class ModelSummary:
         raise KeyError(name)
 
 
-def build_for_summary(name: str, params: Mapping[str, Any]) -> tuple[nn.Module, tuple[int, int, int], str]:
-    """(model on the meta device, its input C×H×W, forward mode) for ``models.<name>`` of ``params``."""
-    config = parse_config(name, params)
+def build_for_summary(config: TrainConfig) -> tuple[nn.Module, tuple[int, int, int], str]:
+    """(model on the meta device, its input C×H×W, forward mode) for the model of ``config``."""
     with torch.device("meta"):
         model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False)
     arch = config.arch
@@ -158,10 +155,10 @@ def summarize(
     )
 
 
-def model_summary(name: str, params: Mapping[str, Any], *, depth: int = 2) -> ModelSummary:
-    """The summary of ``models.<name>`` in ``params`` (see the module docstring)."""
-    model, input_shape, mode = build_for_summary(name, params)
-    return summarize(model, input_shape, name=name, depth=depth, mode=mode)
+def model_summary(config: TrainConfig, *, depth: int = 2) -> ModelSummary:
+    """The summary of the model of ``config`` (``models.<name>``, parsed; see the module docstring)."""
+    model, input_shape, mode = build_for_summary(config)
+    return summarize(model, input_shape, name=config.name, depth=depth, mode=mode)
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:

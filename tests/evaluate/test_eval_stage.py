@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import yaml
 from bundles import save_random_bundle
 from evalfixtures import HALF, MODELS, make_bundle, make_dataset, make_params
+from evaluation import BINARY_FIGURES, FIGURES, evaluate_params
 from PIL import Image
 from sklearn.metrics import (
     accuracy_score,
@@ -26,10 +27,10 @@ from sklearn.metrics import (
 )
 from torchvision.transforms.v2 import functional as TF
 
-from cnnpipe import evaluate
 from cnnpipe.data.arrays import load_split
 from cnnpipe.errors import DataFormatError, ParamError
-from cnnpipe.evaluate import BINARY_FIGURES, FIGURES, evaluate_model, figures
+from cnnpipe.evaluate import figures
+from cnnpipe.evaluate import stage as evaluate_stage
 from cnnpipe.evaluate.predictions import initial_model
 from cnnpipe.models.network import build_network
 from cnnpipe.models.trained import load_trained, save_trained
@@ -74,7 +75,7 @@ def _rows(path) -> list[dict[str, str]]:
 
 def test_multiclass_outputs_match_independent_computation(project, params):
     lines, log = _log()
-    result = evaluate_model("tiny", params, root=project, log=log)
+    result = evaluate_params("tiny", params, root=project, log=log)
     labels, logits = _by_hand(project, "tiny")
     pred = logits.argmax(1).numpy()
     assert len(set(pred.tolist())) > 1, "the fixture should predict several classes"
@@ -127,7 +128,7 @@ def test_multiclass_outputs_match_independent_computation(project, params):
 
 
 def test_binary_model_gets_roc(project, params):
-    metrics = evaluate_model("tinybin", params, root=project, log=lambda _: None)["metrics"]
+    metrics = evaluate_params("tinybin", params, root=project, log=lambda _: None)["metrics"]
     labels, logits = _by_hand(project, "tinybin")
     logits = logits[:, 0]
     scores = torch.sigmoid(logits).numpy()
@@ -156,7 +157,7 @@ def test_binary_model_gets_roc(project, params):
 
 def test_mlp_skips_conv_figures(project, params):
     lines, log = _log()
-    metrics = evaluate_model("tinymlp", params, root=project, log=log)["metrics"]
+    metrics = evaluate_params("tinymlp", params, root=project, log=log)["metrics"]
     fig_dir = project / "plots" / "tinymlp" / "figures"
     names = sorted(p.name for p in fig_dir.iterdir())
     assert names == ["before_after.png", "confusion_matrix.png", "errors.png", "predictions.png"]
@@ -169,10 +170,10 @@ def test_mlp_skips_conv_figures(project, params):
 
 
 def test_evaluation_is_reproducible(project):
-    evaluate_model("tiny", _params(batch_size=7), root=project, log=lambda _: None)
+    evaluate_params("tiny", _params(batch_size=7), root=project, log=lambda _: None)
     first = (project / "metrics" / "tiny.json").read_bytes()
     first_csv = (project / "plots" / "tiny" / "predictions.csv").read_bytes()
-    evaluate_model("tiny", _params(batch_size=16), root=project, log=lambda _: None)
+    evaluate_params("tiny", _params(batch_size=16), root=project, log=lambda _: None)
     assert (project / "metrics" / "tiny.json").read_bytes() == first
     assert (project / "plots" / "tiny" / "predictions.csv").read_bytes() == first_csv
 
@@ -195,7 +196,7 @@ def test_no_errors_figure_and_empty_grid(project):
     make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16))  # same images
     labels_path = project / "data" / "prepared" / "syn3" / "test.labels.npy"
     np.save(labels_path, pred.astype(np.int64))
-    metrics = evaluate_model("tiny", params, root=project, log=log)["metrics"]
+    metrics = evaluate_params("tiny", params, root=project, log=log)["metrics"]
     assert metrics["accuracy"] == 1.0
     _check_png(project / "plots" / "tiny" / "figures" / "errors.png")
     _check_png(project / "plots" / "tiny" / "figures" / "predictions.png")
@@ -204,7 +205,7 @@ def test_no_errors_figure_and_empty_grid(project):
 def test_falls_back_to_validation_without_test_split(project, params):
     make_dataset(project, "syn3", ["cat", "dog", "bird"], (3, 16, 16), n_test=0)
     lines, log = _log()
-    result = evaluate_model("tiny", params, root=project, log=log)
+    result = evaluate_params("tiny", params, root=project, log=log)
     assert result["info"]["split"] == "valid" and result["info"]["n_test"] == 8
     assert any("no test split" in line for line in lines)
 
@@ -212,15 +213,15 @@ def test_falls_back_to_validation_without_test_split(project, params):
 def test_class_mismatch_and_bad_params(project, params):
     make_dataset(project, "syn3", ["cat", "dog", "cow"], (3, 16, 16))
     with pytest.raises(DataFormatError, match="trained on classes"):
-        evaluate_model("tiny", params, root=project, log=lambda _: None)
+        evaluate_params("tiny", params, root=project, log=lambda _: None)
     with pytest.raises(ParamError, match=r"evaluate\.batch_size"):
-        evaluate_model("tiny", _params(batch_size=0), root=project, log=lambda _: None)
+        evaluate_params("tiny", _params(batch_size=0), root=project, log=lambda _: None)
     with pytest.raises(DataFormatError, match="train the model first"):
-        evaluate_model("nosuch", {**params, "models": {"nosuch": {"dataset": "syn3"}}}, root=project)
+        evaluate_params("nosuch", {**params, "models": {"nosuch": {"dataset": "syn3"}}}, root=project)
 
 
 def test_failure_leaves_previous_outputs_intact(project, params, monkeypatch):
-    evaluate_model("tiny", params, root=project, log=lambda _: None)
+    evaluate_params("tiny", params, root=project, log=lambda _: None)
     before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and "plots" in p.parts}
     for name in ("tiny.json", "tiny.info.json"):
         before[project / "metrics" / name] = (project / "metrics" / name).read_bytes()
@@ -231,7 +232,7 @@ def test_failure_leaves_previous_outputs_intact(project, params, monkeypatch):
     monkeypatch.setattr(figures, "feature_maps_figure", broken)
     make_bundle(project, "tiny", seed=5)  # different weights: outputs would change
     with pytest.raises(RuntimeError, match="disk full"):
-        evaluate_model("tiny", params, root=project, log=lambda _: None)
+        evaluate_params("tiny", params, root=project, log=lambda _: None)
     after = {p for p in project.rglob("*") if p.is_file() and ("plots" in p.parts or "metrics" in p.parts)}
     assert after == set(before)
     assert all(p.read_bytes() == data for p, data in before.items())
@@ -270,15 +271,15 @@ def test_before_after_starts_from_the_seeded_initial_weights_and_leaves_the_rng_
     # the same global generator states after an evaluation with the figure as after one without
     torch.manual_seed(1234)
     np.random.seed(1234)
-    metrics = evaluate_model("tiny", params, root=project, log=lambda _: None)["metrics"]
+    metrics = evaluate_params("tiny", params, root=project, log=lambda _: None)["metrics"]
     with_figure = torch.get_rng_state(), np.random.get_state()[1]
     _check_png(project / "plots" / "tiny" / "figures" / "before_after.png")
     saved = (project / "metrics" / "tiny.json").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluate, "_before_after", lambda out_dir, *_: out_dir / "before_after.png")
+        patch.setattr(evaluate_stage, "_before_after", lambda out_dir, *_: out_dir / "before_after.png")
         torch.manual_seed(1234)
         np.random.seed(1234)
-        assert evaluate_model("tiny", params, root=project, log=lambda _: None)["metrics"] == metrics
+        assert evaluate_params("tiny", params, root=project, log=lambda _: None)["metrics"] == metrics
     assert not (project / "plots" / "tiny" / "figures" / "before_after.png").exists()
     assert torch.equal(torch.get_rng_state(), with_figure[0])
     assert np.array_equal(np.random.get_state()[1], with_figure[1])
@@ -323,7 +324,7 @@ def test_binary_model_shows_ground_truth_and_probability_of_the_positive_class(p
         return real_save(fig, path)
 
     monkeypatch.setattr(figures, "save_png", keep)
-    evaluate_model("tinybin", params, root=project, log=lambda _: None)
+    evaluate_params("tinybin", params, root=project, log=lambda _: None)
     labels, logits = _by_hand(project, "tinybin")
     shown = np.unique(np.linspace(0, len(labels) - 1, params["evaluate"]["grid_images"]).round().astype(int))
     p = torch.sigmoid(logits[shown, 0]).numpy()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from cnnpipe import cli
+from cnnpipe.config.load import load_params
 from cnnpipe.explore.kernels import conv_output_size
 from cnnpipe.models import transfer
-from cnnpipe.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "params.yaml"

@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import yaml
+from evaluation import evaluate_params
 
+from cnnpipe.config.train import parse_config, parse_train
 from cnnpipe.data.arrays import PreparedWriter
 from cnnpipe.errors import ParamError
-from cnnpipe.evaluate import evaluate_model
 from cnnpipe.models.network import build_network, parse_any_arch
 from cnnpipe.models.trained import load_trained
 from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD, TransferNet, head_parameter_names
-from cnnpipe.train.config import parse_train
 from cnnpipe.train.loop import train_model
 from cnnpipe.train.optim import build_optimizer, split_aux
 
@@ -179,7 +179,7 @@ def test_imagenet_normalization_is_what_the_weights_expect(backbone):
         ({"aux_logits": True}, "only Inception-V3 has auxiliary logits"),
         ({"input": [1, 64, 64]}, "takes 3-channel (RGB) images"),
         ({"weights_file": "w.pth"}, "weights_file: is set but models.m.arch.weights is none"),
-        ({"colour": 1}, "models.m.arch.colour: unknown key for a backbone model"),
+        ({"colour": 1}, "models.m.arch.colour: unknown key; expected one of"),
     ],
 )
 def test_arch_errors_name_the_param(overrides, message):
@@ -255,9 +255,9 @@ def test_transfer_model_trains_evaluates_and_reloads_offline(tmp_path, monkeypat
     _rgb_workspace(tmp_path)
     path, _ = _backbone_file(tmp_path, backbone)
     params = _params("tl", _arch(backbone, path))
-    summary = train_model("tl", params, root=tmp_path, log=lambda _: None)
+    summary = train_model(parse_config("tl", params), root=tmp_path, log=lambda _: None)
     assert len(summary["history"]) == 1 and np.isfinite(summary["history"][0]["train_loss"])
-    result = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
+    result = evaluate_params("tl", params, root=tmp_path, log=lambda _: None)
     assert result["info"]["backbone_weights"] == "IMAGENET1K_V1" and result["info"]["n_test"] == 6
     assert (tmp_path / "plots" / "tl" / "figures" / "confusion_matrix.png").exists()
 
@@ -271,8 +271,8 @@ def test_transfer_model_trains_evaluates_and_reloads_offline(tmp_path, monkeypat
 def test_random_init_says_so_in_the_metrics(tmp_path):
     _rgb_workspace(tmp_path)
     params = _params("tl", _arch("resnet18"))
-    train_model("tl", params, root=tmp_path, log=lambda _: None)
-    result = evaluate_model("tl", params, root=tmp_path, log=lambda _: None)
+    train_model(parse_config("tl", params), root=tmp_path, log=lambda _: None)
+    result = evaluate_params("tl", params, root=tmp_path, log=lambda _: None)
     assert result["info"]["backbone_weights"] == "none (random init)"
     written = json.loads((tmp_path / "metrics" / "tl.info.json").read_text())
     assert written["backbone_weights"] == "none (random init)"

@@ -77,14 +77,14 @@ def _with(change):
     [
         (
             lambda a: a["conv"][1].update(kernel="five"),
-            "conv[1].kernel: must be a positive integer, got 'five'",
+            "conv[1].kernel: must be an integer >= 1, got 'five'",
         ),
         (lambda a: a.update(dropuot=0.3), "dropuot: unknown key"),
         (lambda a: a["conv"][0].update(kernal=3), "conv[0].kernal: unknown key"),
         (lambda a: a.update(dropout=1.5), "dropout: must be a dropout probability"),
-        (lambda a: a.update(hidden_activation="relux"), "hidden_activation: must be"),
+        (lambda a: a.update(hidden_activation="relux"), "hidden_activation: expected relu"),
         (lambda a: a.update(input=[28, 28]), "input: must be [channels, height, width]"),
-        (lambda a: a.update(hidden=[1024, -1]), "hidden[1]: must be a positive integer"),
+        (lambda a: a.update(hidden=[1024, -1]), "hidden[1]: must be an integer >= 1"),
         (lambda a: a.update(global_pool="yes"), "global_pool: must be true or false"),
         (lambda a: a["conv"][0].pop("out"), "conv[0].out: missing"),
         (lambda a: a["conv"][0].update(pool=0), "conv[0].pool: must be a positive"),

@@ -7,9 +7,10 @@ import copy
 import pytest
 from toydata import toy_params, write_dataset
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
-from cnnpipe.train.config import parse_config
-from cnnpipe.train.runtime import RunPaths, open_data
+from cnnpipe.paths import RunPaths
+from cnnpipe.train.runtime import open_data
 
 KEY = "models.toy_cnn"
 
@@ -60,7 +61,7 @@ def _error(params, name="toy_cnn") -> str:
         ("dataset", ..., f"{KEY}.dataset: missing"),
         ("dataset", "../etc", f"{KEY}.dataset: expected a prepared dataset name"),
         ("augment", {"op": "hflip"}, f"{KEY}.augment: must be a list of ops"),
-        ("arch.outputs", 0, f"{KEY}.arch.outputs: must be a positive integer"),
+        ("arch.outputs", 0, f"{KEY}.arch.outputs: must be an integer >= 1"),
     ],
 )
 def test_bad_model_values_name_the_key(path, value, expected):

@@ -22,9 +22,10 @@ import torch
 import yaml
 from toydata import toy_params, write_dataset, write_params
 
+from cnnpipe.config.run import DistributedSettings, parse_distributed
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
 from cnnpipe.train import distributed
-from cnnpipe.train.config import DistributedSettings, parse_distributed
 from cnnpipe.train.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +172,7 @@ def _assert_written_once(root: Path, output: str, writes: dict[str, list[str]]) 
 def test_two_gloo_processes_match_a_single_process_run(tmp_path):
     single = tmp_path / "single"
     write_dataset(single, sizes=SIZES)
-    train_model(NAME, _params(), root=single, log=lambda _: None)
+    train_model(parse_config(NAME, _params()), root=single, log=lambda _: None)
 
     ddp = tmp_path / "ddp"
     write_dataset(ddp, sizes=SIZES)
@@ -267,7 +268,7 @@ def test_killed_ddp_run_stops_its_workers_and_resumes(tmp_path):
 
     single = tmp_path / "single"
     write_dataset(single, sizes=sizes)
-    train_model(NAME, reference_params, root=single, log=lambda _: None)
+    train_model(parse_config(NAME, reference_params), root=single, log=lambda _: None)
 
     work = (tmp_path / "work").resolve()
     write_dataset(work, sizes=sizes)
@@ -389,7 +390,7 @@ def test_two_nodes_resume_from_node_0_checkpoint_and_only_node_0_writes(tmp_path
     """
     single = tmp_path / "single"
     write_dataset(single, sizes=SIZES)
-    train_model(NAME, _params(), root=single, log=lambda _: None)
+    train_model(parse_config(NAME, _params()), root=single, log=lambda _: None)
 
     nodes = [tmp_path / "node0", tmp_path / "node1"]
     endpoint = f"127.0.0.1:{_free_port()}"
@@ -398,7 +399,7 @@ def test_two_nodes_resume_from_node_0_checkpoint_and_only_node_0_writes(tmp_path
         write_params(node, _params(nproc_per_node=1, nnodes=2, rdzv_endpoint=endpoint))
     first_epoch = _params()
     first_epoch["run"]["max_epochs"] = 1
-    train_model(NAME, first_epoch, root=nodes[0], log=lambda _: None)
+    train_model(parse_config(NAME, first_epoch), root=nodes[0], log=lambda _: None)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, str(STAGE), NAME]

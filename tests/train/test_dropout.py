@@ -5,6 +5,7 @@ from params_archs import params_arch
 from torch import nn
 from toydata import toy_params
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.models import build_model
 from cnnpipe.train.dropout import MaskDropout, use_mask_dropout
 from cnnpipe.train.runtime import build_runtime
@@ -58,7 +59,7 @@ def test_same_seed_same_mask():
 
 def test_cpu_runtime_trains_with_mask_dropout(toy_root):
     """The CPU runtime swaps the dropout, so the loop's determinism and resume tests cover it."""
-    rt = build_runtime("toy_cnn", toy_params(), root=toy_root, log=lambda _line: None)
+    rt = build_runtime(parse_config("toy_cnn", toy_params()), root=toy_root, log=lambda _line: None)
     assert rt.device.type == "cpu"
     assert [type(m) for m in rt.model.modules() if isinstance(m, (nn.Dropout, MaskDropout))] == [MaskDropout]
     assert not any(type(m) is nn.Dropout for m in rt.model.modules())

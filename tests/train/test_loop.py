@@ -9,6 +9,7 @@ import pytest
 import torch
 from toydata import toy_params, write_dataset
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
 from cnnpipe.models.trained import load_trained
 from cnnpipe.models.zoo import build_model
@@ -67,7 +68,9 @@ def _workspace(tmp_path: Path, label: str, **kwargs) -> Path:
 
 def test_training_learns_and_writes_every_output(toy_root):
     lines: list[str] = []
-    summary = train_model(NAME, toy_params(train={"epochs": 4}), root=toy_root, log=_quiet(lines))
+    summary = train_model(
+        parse_config(NAME, toy_params(train={"epochs": 4})), root=toy_root, log=_quiet(lines)
+    )
 
     history = summary["history"]
     assert [e["epoch"] for e in history] == [1, 2, 3, 4]
@@ -109,12 +112,12 @@ def test_two_runs_are_bitwise_identical(tmp_path):
         augment=AUGMENT, train={"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "epochs": 3, "seed": 7}
     )
     a, b = _workspace(tmp_path, "a"), _workspace(tmp_path, "b")
-    first = train_model(NAME, params, root=a, log=_quiet())
-    second = train_model(NAME, params, root=b, log=_quiet())
+    first = train_model(parse_config(NAME, params), root=a, log=_quiet())
+    second = train_model(parse_config(NAME, params), root=b, log=_quiet())
     assert first["history"] == second["history"]
     _assert_same_run(a, b)
     reseeded = toy_params(augment=AUGMENT, train={"epochs": 3, "seed": 8})
-    assert train_model(NAME, reseeded, root=b, log=_quiet())["history"] != first["history"]
+    assert train_model(parse_config(NAME, reseeded), root=b, log=_quiet())["history"] != first["history"]
 
 
 @pytest.mark.parametrize(
@@ -129,16 +132,16 @@ def test_two_runs_are_bitwise_identical(tmp_path):
 def test_interrupted_run_resumes_to_the_identical_result(tmp_path, train):
     params = toy_params(augment=AUGMENT, train={"epochs": 4, **train})
     reference, resumed = _workspace(tmp_path, "ref"), _workspace(tmp_path, "resumed")
-    train_model(NAME, params, root=reference, log=_quiet())
+    train_model(parse_config(NAME, params), root=reference, log=_quiet())
 
     with pytest.raises(Interrupted):
-        train_model(NAME, params, root=resumed, log=_quiet(stop_at=3))
+        train_model(parse_config(NAME, params), root=resumed, log=_quiet(stop_at=3))
     state, _ = load_checkpoint(resumed / "models" / NAME / "checkpoint.pt")
     assert state["epoch"] == 2 and len(state["history"]) == 2
     assert not (resumed / "models" / NAME / "model.pt").exists()
 
     lines: list[str] = []
-    summary = train_model(NAME, params, root=resumed, log=_quiet(lines))
+    summary = train_model(parse_config(NAME, params), root=resumed, log=_quiet(lines))
     assert f"resuming {NAME} from epoch 3/4" in lines
     assert summary["resumed_from"] == 2
     _assert_same_run(reference, resumed)
@@ -147,30 +150,30 @@ def test_interrupted_run_resumes_to_the_identical_result(tmp_path, train):
 def test_more_epochs_continue_a_finished_run(tmp_path):
     params = toy_params(augment=AUGMENT, train={"epochs": 4})
     reference, extended = _workspace(tmp_path, "ref"), _workspace(tmp_path, "ext")
-    train_model(NAME, params, root=reference, log=_quiet())
+    train_model(parse_config(NAME, params), root=reference, log=_quiet())
 
     capped = toy_params(augment=AUGMENT, train={"epochs": 4})
     capped["run"]["max_epochs"] = 2
-    assert train_model(NAME, capped, root=extended, log=_quiet())["epochs"] == 2
+    assert train_model(parse_config(NAME, capped), root=extended, log=_quiet())["epochs"] == 2
     lines: list[str] = []
-    train_model(NAME, params, root=extended, log=_quiet(lines))
+    train_model(parse_config(NAME, params), root=extended, log=_quiet(lines))
     assert f"resuming {NAME} from epoch 3/4" in lines
     _assert_same_run(reference, extended)
 
     # Asking for fewer epochs than the checkpoint holds cannot reuse it.
     lines.clear()
-    assert train_model(NAME, capped, root=extended, log=_quiet(lines))["resumed_from"] == 0
+    assert train_model(parse_config(NAME, capped), root=extended, log=_quiet(lines))["resumed_from"] == 0
     assert any("holds 4 epochs, more than the 2 asked for; starting fresh" in line for line in lines)
 
 
 def test_finished_run_only_reexports(toy_root):
     params = toy_params(train={"epochs": 2})
-    first = train_model(NAME, params, root=toy_root, log=_quiet())
+    first = train_model(parse_config(NAME, params), root=toy_root, log=_quiet())
     model_file = toy_root / "models" / NAME / "model.pt"
     before = _weights(toy_root)
     model_file.unlink()
     lines: list[str] = []
-    again = train_model(NAME, params, root=toy_root, log=_quiet(lines))
+    again = train_model(parse_config(NAME, params), root=toy_root, log=_quiet(lines))
     assert again["resumed_from"] == 2 and again["history"] == first["history"]
     assert not any(" epoch " in line for line in lines)
     assert any("all 2 epochs are in" in line for line in lines)
@@ -182,7 +185,7 @@ def test_finished_run_only_reexports(toy_root):
 def test_checkpoint_from_other_params_or_data_is_not_resumed(toy_root, change):
     params = toy_params(train={"epochs": 3})
     with pytest.raises(Interrupted):
-        train_model(NAME, params, root=toy_root, log=_quiet(stop_at=3))
+        train_model(parse_config(NAME, params), root=toy_root, log=_quiet(stop_at=3))
     checkpoint = toy_root / "models" / NAME / "checkpoint.pt"
     if change == "params":
         params = toy_params(train={"epochs": 3, "lr": 0.005})
@@ -194,7 +197,7 @@ def test_checkpoint_from_other_params_or_data_is_not_resumed(toy_root, change):
         checkpoint.write_bytes(checkpoint.read_bytes()[:100])
         expected = "is unreadable"
     lines: list[str] = []
-    summary = train_model(NAME, params, root=toy_root, log=_quiet(lines))
+    summary = train_model(parse_config(NAME, params), root=toy_root, log=_quiet(lines))
     assert any(expected in line for line in lines), lines
     assert summary["resumed_from"] == 0 and len(summary["history"]) == 3
     assert not any(line.startswith("resuming") for line in lines)
@@ -203,7 +206,7 @@ def test_checkpoint_from_other_params_or_data_is_not_resumed(toy_root, change):
 def test_empty_valid_split_falls_back_to_test(tmp_path):
     root = _workspace(tmp_path, "novalid", sizes=(96, 0, 24))
     lines: list[str] = []
-    summary = train_model(NAME, toy_params(train={"epochs": 2}), root=root, log=_quiet(lines))
+    summary = train_model(parse_config(NAME, toy_params(train={"epochs": 2})), root=root, log=_quiet(lines))
     assert any(line.startswith("warning: toy has no validation images") for line in lines)
     assert summary["valid_split"] == "test"
     assert all(0 <= e["val_acc"] <= 1 and e["val_loss"] > 0 for e in summary["history"])
@@ -214,7 +217,7 @@ def test_empty_valid_split_falls_back_to_test(tmp_path):
 
 def test_binary_model_trains_with_bce(binary_root):
     params = toy_params(dataset="toy2", binary=True, train={"epochs": 4})
-    summary = train_model(NAME, params, root=binary_root, log=_quiet())
+    summary = train_model(parse_config(NAME, params), root=binary_root, log=_quiet())
     assert summary["history"][-1]["val_acc"] > 0.8  # chance is 1/2
     trained = load_trained(binary_root / "models" / NAME / "model.pt")
     assert trained.binary and trained.classes == ["c0", "c1"]
@@ -228,7 +231,7 @@ def test_l2_penalty_enters_the_training_objective(tmp_path):
         root = _workspace(tmp_path, f"l2-{value}")
         params = toy_params(train={"optimizer": "sgd", "lr": lr, "l2": value, "batch_size": 96, "epochs": 1})
         params["models"][NAME]["arch"]["dropout"] = 0.0
-        train_model(NAME, params, root=root, log=_quiet())
+        train_model(parse_config(NAME, params), root=root, log=_quiet())
         results[value] = _weights(root)
     torch.manual_seed(0)  # the initial weights: the run seeds with train.seed before building
     initial = build_model(params["models"][NAME]["arch"]).state_dict()
@@ -242,5 +245,5 @@ def test_l2_penalty_enters_the_training_objective(tmp_path):
 
 def test_bad_params_fail_before_writing_anything(toy_root):
     with pytest.raises(ParamError, match=r"^models.toy_cnn.train.optimizer: expected adam, sgd or rmsprop"):
-        train_model(NAME, toy_params(train={"optimizer": "adamw"}), root=toy_root, log=_quiet())
+        train_model(parse_config(NAME, toy_params(train={"optimizer": "adamw"})), root=toy_root, log=_quiet())
     assert not (toy_root / "models").exists() and not (toy_root / "dvclive").exists()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from toydata import toy_params
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.train.lr_find import lr_find, lr_range_test, save_lr_plot, smooth, suggest
 from cnnpipe.train.runtime import build_runtime
 
@@ -23,7 +24,7 @@ def test_suggest_picks_the_steepest_descent():
 
 def test_range_test_restores_weights_and_optimizer(toy_root):
     params = toy_params(augment=[{"op": "hflip", "p": 0.5}], train={"optimizer": "sgd", "momentum": 0.9})
-    rt = build_runtime("toy_cnn", params, root=toy_root, log=lambda _: None)
+    rt = build_runtime(parse_config("toy_cnn", params), root=toy_root, log=lambda _: None)
     before = copy.deepcopy(rt.model.state_dict())
     optimizer_before = copy.deepcopy(rt.optimizer.state_dict())
     rng_before = torch.get_rng_state()
@@ -53,7 +54,12 @@ def test_range_test_restores_weights_and_optimizer(toy_root):
 def test_lr_find_from_params_and_plot(toy_root, tmp_path):
     lines: list[str] = []
     result = lr_find(
-        "toy_cnn", toy_params(), root=toy_root, start_lr=1e-6, end_lr=1.0, num_lrs=16, log=lines.append
+        parse_config("toy_cnn", toy_params()),
+        root=toy_root,
+        start_lr=1e-6,
+        end_lr=1.0,
+        num_lrs=16,
+        log=lines.append,
     )
     assert 1e-6 <= result.suggestion <= 1.0
     assert any("steepest descent at lr" in line for line in lines)
@@ -62,7 +68,7 @@ def test_lr_find_from_params_and_plot(toy_root, tmp_path):
 
 
 def test_range_test_rejects_bad_ranges(toy_root):
-    rt = build_runtime("toy_cnn", toy_params(), root=toy_root, log=lambda _: None)
+    rt = build_runtime(parse_config("toy_cnn", toy_params()), root=toy_root, log=lambda _: None)
     with pytest.raises(ValueError, match="start_lr < end_lr"):
         lr_range_test(rt.model, rt.optimizer, rt.loss_fn, iter(()), start_lr=1.0, end_lr=0.1)
     with pytest.raises(ValueError, match="no batches"):

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from toydata import TOY_ARCH, TOY_TRAIN
 
+from cnnpipe.config.train import parse_train
 from cnnpipe.models.zoo import build_model
-from cnnpipe.train.config import parse_train
 from cnnpipe.train.optim import (
     build_loss,
     build_optimizer,

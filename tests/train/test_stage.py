@@ -14,6 +14,7 @@ import pytest
 import torch
 from toydata import toy_params, write_dataset, write_params
 
+from cnnpipe.config.train import parse_config
 from cnnpipe.train.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def _workspace(root: Path) -> Path:
 
 def test_sigkilled_stage_resumes_to_the_uninterrupted_result(tmp_path):
     reference = _workspace(tmp_path / "reference")
-    train_model(NAME, _params(), root=reference, log=lambda _: None)
+    train_model(parse_config(NAME, _params()), root=reference, log=lambda _: None)
 
     work = _workspace(tmp_path / "work")
     checkpoint = work / "models" / NAME / "checkpoint.pt"
@@ -111,3 +112,26 @@ def test_stage_reports_a_bad_model_in_one_line(tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 1
     assert output.strip() == "error: models.missing_model: no such model in params.yaml (models: toy_cnn)"
+
+
+@pytest.mark.parametrize(
+    ("augment", "expected"),
+    [
+        (
+            [{"op": "hflip", "p": 0.5}, {"op": "rotaton", "degrees": 10}],
+            "models.toy_cnn.augment[1].op: unknown op",
+        ),
+        ([{"op": "rotation", "degree": 10}], "models.toy_cnn.augment[0].degree: not an argument of op"),
+    ],
+)
+def test_ddp_precheck_names_an_augment_typo_before_any_worker_starts(tmp_path, augment, expected):
+    """With run.distributed asking for two processes, a misspelt augment op or argument fails the
+    stage's own parse in one line, before torchrun launches anything (no data is even needed)."""
+    params = toy_params(augment=augment)
+    params["run"]["distributed"] = {"nproc_per_node": 2, "nnodes": 1}
+    write_params(tmp_path, params)
+    process = _stage(tmp_path, NAME)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), output

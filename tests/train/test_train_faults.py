@@ -15,7 +15,8 @@ import yaml
 from tmpfs import tree
 from toydata import toy_params, write_dataset, write_params
 
-from cnnpipe import params as params_module
+from cnnpipe.config import load as params_module
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamsChangedError
 from cnnpipe.train import loop
 from cnnpipe.train.loop import train_model
@@ -104,7 +105,7 @@ def _watching_run(tmp_path: Path, edit, monkeypatch) -> dict:
         return real_epoch(rt, schedule, epoch, **kwargs)
 
     monkeypatch.setattr(loop, "train_epoch", train_epoch)
-    return train_model(NAME, values, root=tmp_path, log=lambda _: None, params_changed=changed)
+    return train_model(parse_config(NAME, values), root=tmp_path, log=lambda _: None, params_changed=changed)
 
 
 def test_params_changed_under_a_running_train_stops_it_before_it_writes(tmp_path, monkeypatch):

@@ -94,18 +94,19 @@ def read_dvclive_tsv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] |
 
 
 def learning_curves_figure(
-    dvclive_dir: str | os.PathLike,
+    curves_dir: str | os.PathLike,
     path: str | os.PathLike,
     *,
     title: str | None = None,
     log: Log = print,
 ) -> bool:
-    """Loss and accuracy per epoch, train vs validation, from ``<dvclive_dir>/plots/metrics/``.
+    """Loss and accuracy per epoch, train vs validation, from dvclive's ``curves_dir``
+    (``dvclive/<model>/plots/metrics/``, see :func:`cnnpipe.paths.live_curves_dir`).
 
     Reads ``{train,val}/{loss,acc}.tsv``; draws whichever exist, and returns False (writing
     nothing) when none does.
     """
-    base = Path(dvclive_dir) / "plots" / "metrics"
+    base = Path(curves_dir)
     panels = (("loss", "loss"), ("acc", "accuracy"))
     series = {
         (metric, split): read_dvclive_tsv(base / split / f"{metric}.tsv")

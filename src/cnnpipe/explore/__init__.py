@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnpipe import paths
 from cnnpipe.data.arrays import SPLITS, load_meta, load_split
 from cnnpipe.errors import DataFormatError
 from cnnpipe.explore import figures, kernels
@@ -87,8 +88,8 @@ def _attribute_captions(labels: np.ndarray, names: list[str]) -> tuple[list[str]
 def explore_dataset(name: str, *, root: str | Path = Path("."), log: Log = print) -> Exploration:
     """Write the gallery, filters and convolution figures of prepared dataset ``name`` under ``root``."""
     root = Path(root)
-    data_dir = root / "data" / "prepared" / name
-    out_dir = root / "plots" / "datasets" / name
+    data_dir = paths.prepared_dir(name, root)
+    out_dir = paths.dataset_plots_dir(name, root)
     meta = load_meta(data_dir)
     split = _first_split(data_dir, meta)
     data = load_split(data_dir, split)

@@ -42,8 +42,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models import WeightsEnum
 
+from cnnpipe.checks import dropout_probability, flag, integer, mapping, non_negative
 from cnnpipe.errors import ParamError
-from cnnpipe.models.zoo import _positive_int, _probability
 
 FAMILIES = {
     "inception_v3": "inception",
@@ -124,12 +124,7 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
     """
     if isinstance(arch, TransferArch):
         return arch
-    if not isinstance(arch, Mapping):
-        raise ParamError(f"{key}: must be a mapping of settings, got {arch!r}")
-    for name in arch:
-        if name not in TRANSFER_KEYS:
-            raise ParamError(f"{key}.{name}: unknown key for a backbone model; expected one of "
-                             f"{', '.join(TRANSFER_KEYS)}")  # fmt: skip
+    arch = mapping(arch, key, TRANSFER_KEYS)
     backbone = arch["backbone"]
     if backbone not in FAMILIES:
         raise ParamError(f"{key}.backbone: expected one of {', '.join(FAMILIES)}, got {backbone!r}")
@@ -153,25 +148,22 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
     raw_hidden = arch.get("hidden") or []
     if not isinstance(raw_hidden, (list, tuple)):
         raise ParamError(f"{key}.hidden: must be a list of layer widths, got {raw_hidden!r}")
-    hidden = tuple(_positive_int(v, f"{key}.hidden[{i}]") for i, v in enumerate(raw_hidden))
+    hidden = tuple(integer(v, f"{key}.hidden[{i}]", 1) for i, v in enumerate(raw_hidden))
     if hidden and family == "squeezenet":
         raise ParamError(f"{key}.hidden: SqueezeNet's head is a single 1x1 convolution; set it to []")
 
-    dropout = _probability(arch.get("dropout", 0.0), f"{key}.dropout")
+    dropout = dropout_probability(arch.get("dropout", 0.0), f"{key}.dropout")
 
-    aux_logits = arch.get("aux_logits", family == "inception")
-    if not isinstance(aux_logits, bool):
-        raise ParamError(f"{key}.aux_logits: must be true or false, got {aux_logits!r}")
+    aux_logits = flag(arch.get("aux_logits", family == "inception"), f"{key}.aux_logits")
     if aux_logits and family != "inception":
         raise ParamError(f"{key}.aux_logits: only Inception-V3 has auxiliary logits; set it to false")
     aux_weight = arch.get("aux_weight", 0.4)
-    if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or aux_weight < 0:
-        raise ParamError(f"{key}.aux_weight: must be a number >= 0, got {aux_weight!r}")
+    aux_weight = non_negative(aux_weight, f"{key}.aux_weight")
 
     raw_input = arch.get("input")
     if not isinstance(raw_input, (list, tuple)) or len(raw_input) != 3:
         raise ParamError(f"{key}.input: must be [3, height, width], got {raw_input!r}")
-    input_shape = tuple(_positive_int(v, f"{key}.input[{i}]") for i, v in enumerate(raw_input))
+    input_shape = tuple(integer(v, f"{key}.input[{i}]", 1) for i, v in enumerate(raw_input))
     if input_shape[0] != 3:
         raise ParamError(f"{key}.input: {backbone} takes 3-channel (RGB) images, got {input_shape[0]}")
 
@@ -185,7 +177,7 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
         aux_logits=aux_logits,
         aux_weight=float(aux_weight),
         input=input_shape,  # type: ignore[arg-type]
-        outputs=_positive_int(arch.get("outputs"), f"{key}.outputs"),
+        outputs=integer(arch.get("outputs"), f"{key}.outputs", 1),
     )
     if parsed.family == "squeezenet" and parsed.outputs == 1:
         raise ParamError(

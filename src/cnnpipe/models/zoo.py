@@ -35,6 +35,7 @@ from typing import Any
 
 from torch import nn
 
+from cnnpipe.checks import as_list, choice, dropout_probability, flag, integer, is_int, mapping, required
 from cnnpipe.errors import ParamError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
@@ -90,71 +91,24 @@ class Arch:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ParamError(f"{where}: must be a positive integer, got {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any, where: str) -> int:
-    if not _is_int(value) or value < 0:
-        raise ParamError(f"{where}: must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _probability(value: Any, where: str) -> float:
-    if not (_is_int(value) or isinstance(value, float)) or not 0 <= value < 1:
-        raise ParamError(f"{where}: must be a dropout probability in [0, 1), got {value!r}")
-    return float(value)
-
-
 def _activation(value: Any, where: str) -> str:
-    if not isinstance(value, str) or value not in ACTIVATIONS:
-        raise ParamError(f"{where}: must be one of {', '.join(ACTIVATIONS)}, got {value!r}")
-    return value
-
-
-def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ParamError(f"{where}: must be a mapping of settings, got {type(value).__name__} {value!r}")
-    for name in value:
-        if name not in allowed:
-            raise ParamError(f"{where}.{name}: unknown key; expected one of {', '.join(allowed)}")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, (list, tuple)):
-        raise ParamError(f"{where}: must be a list, got {value!r}")
-    return list(value)
-
-
-def _required(mapping: Mapping[str, Any], name: str, where: str) -> Any:
-    if name not in mapping:
-        raise ParamError(f"{where}.{name}: missing; add it (see params.yaml's models for examples)")
-    return mapping[name]
+    return choice(value, where, tuple(ACTIVATIONS))
 
 
 def _parse_block(raw: Any, where: str, default_activation: str) -> ConvBlock:
-    block = _mapping(raw, where, BLOCK_KEYS)
+    block = mapping(raw, where, BLOCK_KEYS)
     pool = block.get("pool", 1)
     if pool is None:
         pool = 1
-    elif _is_int(pool) and pool == 0:
+    elif is_int(pool) and pool == 0:
         raise ParamError(f"{where}.pool: must be a positive integer (1 or omitted for no pooling), got 0")
     return ConvBlock(
-        out=_positive_int(_required(block, "out", where), f"{where}.out"),
-        kernel=_positive_int(_required(block, "kernel", where), f"{where}.kernel"),
-        padding=_non_negative_int(block.get("padding", 0), f"{where}.padding"),
-        stride=_positive_int(block.get("stride", 1), f"{where}.stride"),
-        pool=_positive_int(pool, f"{where}.pool"),
-        dropout=_probability(block.get("dropout", 0.0), f"{where}.dropout"),
+        out=integer(required(block, "out", where), f"{where}.out", 1),
+        kernel=integer(required(block, "kernel", where), f"{where}.kernel", 1),
+        padding=integer(block.get("padding", 0), f"{where}.padding", 0),
+        stride=integer(block.get("stride", 1), f"{where}.stride", 1),
+        pool=integer(pool, f"{where}.pool", 1),
+        dropout=dropout_probability(block.get("dropout", 0.0), f"{where}.dropout"),
         activation=_activation(block.get("activation", default_activation), f"{where}.activation"),
     )
 
@@ -168,24 +122,22 @@ def parse_arch(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> Arch:
     """
     if isinstance(arch, Arch):
         return arch
-    arch = _mapping(arch, key, ARCH_KEYS)
+    arch = mapping(arch, key, ARCH_KEYS)
 
-    raw_input = _required(arch, "input", key)
+    raw_input = required(arch, "input", key)
     if not isinstance(raw_input, (list, tuple)) or len(raw_input) != 3:
         raise ParamError(f"{key}.input: must be [channels, height, width], got {raw_input!r}")
-    input_shape = tuple(_positive_int(v, f"{key}.input[{i}]") for i, v in enumerate(raw_input))
+    input_shape = tuple(integer(v, f"{key}.input[{i}]", 1) for i, v in enumerate(raw_input))
 
     activation = _activation(arch.get("activation", "relu"), f"{key}.activation")
     blocks = tuple(
         _parse_block(raw, f"{key}.conv[{i}]", activation)
-        for i, raw in enumerate(_list(arch.get("conv"), f"{key}.conv"))
+        for i, raw in enumerate(as_list(arch.get("conv"), f"{key}.conv"))
     )
-    global_pool = arch.get("global_pool", False)
-    if not isinstance(global_pool, bool):
-        raise ParamError(f"{key}.global_pool: must be true or false, got {global_pool!r}")
+    global_pool = flag(arch.get("global_pool", False), f"{key}.global_pool")
     hidden = tuple(
-        _positive_int(v, f"{key}.hidden[{i}]")
-        for i, v in enumerate(_list(arch.get("hidden"), f"{key}.hidden"))
+        integer(v, f"{key}.hidden[{i}]", 1)
+        for i, v in enumerate(as_list(arch.get("hidden"), f"{key}.hidden"))
     )
     parsed = Arch(
         input=input_shape,  # type: ignore[arg-type]
@@ -193,9 +145,9 @@ def parse_arch(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> Arch:
         global_pool=global_pool,
         hidden=hidden,
         hidden_activation=_activation(arch.get("hidden_activation", "relu"), f"{key}.hidden_activation"),
-        dropout=_probability(arch.get("dropout", 0.0), f"{key}.dropout"),
+        dropout=dropout_probability(arch.get("dropout", 0.0), f"{key}.dropout"),
         activation=activation,
-        outputs=_positive_int(_required(arch, "outputs", key), f"{key}.outputs"),
+        outputs=integer(required(arch, "outputs", key), f"{key}.outputs", 1),
     )
     if parsed.dropout > 0 and not parsed.hidden:
         raise ParamError(

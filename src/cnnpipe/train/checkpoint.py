@@ -72,6 +72,37 @@ def fingerprint(
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+def checkpoint_state(
+    *,
+    fingerprint: str,
+    name: str,
+    epochs: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    history: list[dict[str, Any]],
+    rng: Mapping[str, Any],
+    device: str,
+) -> dict[str, Any]:
+    """What a checkpoint holds after the last epoch of ``history``: every state needed to resume.
+
+    ``scheduler`` is anything with a ``state_dict()`` (the run's schedule); ``rng`` every global
+    RNG state; ``device`` the device type it was trained on.
+    """
+    return {
+        "fingerprint": fingerprint,
+        "name": name,
+        "epoch": int(history[-1]["epoch"]),
+        "epochs": epochs,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+        "rng": rng,
+        "device": device,
+    }
+
+
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """Write ``state`` (plus the format version) atomically with ``torch.save``."""
     save_torch(path, {"format": FORMAT_VERSION, **state})

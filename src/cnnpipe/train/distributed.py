@@ -40,9 +40,9 @@ import torch.distributed as tdist
 from torch import Tensor, nn
 
 from cnnpipe import device as devices
+from cnnpipe.config.run import DistributedSettings
 from cnnpipe.cpus import usable_cpus
 from cnnpipe.errors import CnnpipeError, ParamError
-from cnnpipe.train.config import DistributedSettings
 
 WORKER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by torchrun for every worker
 NODE_RANK_ENV = "NODE_RANK"  # which node this is, 0..nnodes-1 (multi-node runs only)

@@ -40,6 +40,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from cnnpipe import device as devices
+from cnnpipe import paths
+from cnnpipe.config.train import TrainConfig
 from cnnpipe.errors import ParamError, ParamsChangedError
 from cnnpipe.fileio import atomic_write_json, no_space_as_error, remove_stale_temps
 from cnnpipe.models.trained import save_trained
@@ -53,7 +55,13 @@ from cnnpipe.train.batches import (
     iterate_batches,
     rank_stream,
 )
-from cnnpipe.train.checkpoint import data_identity, fingerprint, load_checkpoint, save_checkpoint
+from cnnpipe.train.checkpoint import (
+    checkpoint_state,
+    data_identity,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.optim import (
     LossFn,
@@ -258,23 +266,29 @@ def _resume_point(rt: Runtime, schedule: Schedule, print_: Log, fp: str) -> tupl
     return done, list(state["history"])
 
 
-def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
-    config, data, paths = rt.config, rt.data, rt.paths
-    best, last = _best(history), dict(history[-1])
-    extra = {
+def _outcome(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a finished run amounts to: stored in model.pt (``extra``) and returned by train_model."""
+    config = rt.config
+    outcome = {
         "dataset": config.dataset,
         "epochs": config.epochs,
-        "valid_split": data.valid_name,
-        "best": best,
-        "last": last,
+        "valid_split": rt.data.valid_name,
+        "best": _best(history),
+        "last": dict(history[-1]),
         "seed": config.train.seed,
         "device": rt.device.type,
     }
     if isinstance(config.arch, TransferArch):
-        extra["weights"] = weights_label(config.arch)
-    atomic_write_json(paths.history_file, history)
+        outcome["weights"] = weights_label(config.arch)
+    return outcome
+
+
+def _export(rt: Runtime, history: list[dict[str, Any]], outcome: dict[str, Any]) -> None:
+    """Write model.pt (with ``outcome`` as its extra), history.json and the augmentation preview."""
+    config, data, files = rt.config, rt.data, rt.paths
+    atomic_write_json(files.history_file, history)
     save_trained(
-        paths.model_file,
+        files.model_file,
         config.name,
         rt.model,
         arch=config.arch_params,
@@ -282,7 +296,7 @@ def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
         normalization=data.normalization,
         eval_transform=config.eval_transform,
         input_shape=data.input_shape,
-        extra=extra,
+        extra=outcome,
     )
     if len(data.train_pipeline.transform):
         transform, ops, part, draws = data.train_pipeline.transform, config.augment, "augment", 2
@@ -292,13 +306,12 @@ def _export(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
     save_augmentation_preview(
         np.array(data.train.images[:8]),  # a writable copy of the few images shown
         transform,
-        paths.augmentation_plot,
+        files.augmentation_plot,
         seed=config.train.seed,
         title=f"{config.name}: {part}" + (", each op alone, then all of them" if steps else ""),
         draws=draws,
         steps=steps,
     )
-    return extra
 
 
 def _check_same_run(dist: Distributed, fp: str, dataset: str) -> None:
@@ -308,7 +321,7 @@ def _check_same_run(dist: Distributed, fp: str, dataset: str) -> None:
     if odd:
         raise ParamError(
             f"run.distributed: rank {odd[0]} sees other params or data than rank 0; every node needs "
-            f"the same params.yaml and data/prepared/{dataset}"
+            f"the same params.yaml and {paths.prepared_dir(dataset).as_posix()}"
         )
 
 
@@ -331,43 +344,89 @@ def _stop_if_params_changed(rt: Runtime, changed: Callable[[], bool] | None) -> 
         )
 
 
+def _start(rt: Runtime) -> tuple[Schedule, str]:
+    """Clear a crashed run's temporaries, build the schedule and the checkpoint fingerprint."""
+    config, data, files = rt.config, rt.data, rt.paths
+    if rt.is_main:  # what a run killed mid-write left beside the outputs
+        remove_stale_temps(files.checkpoint, files.model_file, files.history_file, files.augmentation_plot)
+    schedule = build_schedule(
+        rt.optimizer, config.train, config.epochs, steps_per_epoch(len(data.train), config.train.batch_size)
+    )
+    fp = fingerprint(
+        config.model_params,
+        data_identity(files.prepared, data.meta),
+        data.normalization,
+        epochs=config.epochs,
+    )
+    if rt.dist is not None:
+        _check_same_run(rt.dist, fp, config.dataset)
+    return schedule, fp
+
+
+def validate(rt: Runtime) -> dict[str, float]:
+    """Mean loss and accuracy of the model on the validation split (see :func:`evaluate`)."""
+    config, data = rt.config, rt.data
+    eval_batch = max(config.train.batch_size, MIN_EVAL_BATCH)
+    return evaluate(rt.model, data.valid, data.eval_pipeline, rt.loss_fn, config.train.loss, rt.device,
+                    eval_batch, rt.dist)  # fmt: skip
+
+
+def checkpoint_epoch(rt: Runtime, live, schedule: Schedule, fp: str, history: list[dict[str, Any]]) -> None:
+    """Log the last epoch of ``history`` to dvclive and write its checkpoint (rank 0 only)."""
+    if not rt.is_main:
+        return
+    with no_space_as_error(rt.paths.live_dir):
+        _log_live(live, history[-1])
+    state = checkpoint_state(
+        fingerprint=fp,
+        name=rt.config.name,
+        epochs=rt.config.epochs,
+        model=rt.model,
+        optimizer=rt.optimizer,
+        scheduler=schedule,
+        history=history,
+        rng=devices.rng_state(),
+        device=rt.device.type,
+    )
+    save_checkpoint(rt.paths.checkpoint, state)
+
+
+def _epoch_line(rt: Runtime, entry: Mapping[str, Any], seconds: float) -> str:
+    name, epochs, valid = rt.config.name, rt.config.epochs, rt.data.valid_name
+    return (
+        f"{name} epoch {entry['epoch']}/{epochs}: train loss {entry['train_loss']:.4f} acc "
+        f"{entry['train_acc']:.2%} | {valid} loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%} | "
+        f"lr {entry['lr']:.3g} | {seconds:.1f}s"
+    )
+
+
 def train_model(
-    name: str,
-    params: Mapping[str, Any],
+    config: TrainConfig,
     *,
     root: Path = Path("."),
     log: Log = print,
     dist: Distributed | None = None,
     params_changed: Callable[[], bool] | None = None,
 ) -> dict:
-    """Train ``models.<name>`` from ``params`` with files under ``root``; returns a summary.
+    """Train the model of ``config`` (``models.<name>``, parsed) with files under ``root``; returns a summary.
 
     Reads ``data/prepared/<dataset>/`` and ``data/stats/<dataset>.json``; writes
     ``models/<name>/{checkpoint.pt,model.pt,history.json}``, ``dvclive/<name>/`` and
-    ``plots/<name>/augmentation.png``. The summary holds ``history`` (one dict per epoch:
-    epoch, train_loss, train_acc, val_loss, val_acc, lr), ``best`` and ``last`` validation
-    metrics, ``resumed_from`` (epochs taken from a checkpoint) and the device.
+    ``plots/<name>/augmentation.png``. The summary holds ``name``, ``history`` (one dict per
+    epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr), ``resumed_from`` (epochs taken
+    from a checkpoint) and what model.pt's ``extra`` holds: ``best`` and ``last`` validation
+    metrics, dataset, epochs, valid_split, seed, device (and a transfer model's weights).
 
     ``dist`` makes this one DDP worker of several (see the module docstring); only rank 0
     logs and writes, every rank returns the same summary. ``params_changed`` (see
-    :func:`cnnpipe.params.watch`) returning True stops the run with a ParamsChangedError
+    :func:`cnnpipe.config.load.watch`) returning True stops the run with a ParamsChangedError
     before the next write.
     """
     if dist is not None and not dist.is_main:
         log = _silent
-    rt = build_runtime(name, params, root=Path(root), log=log, dist=dist)
-    config, data, paths = rt.config, rt.data, rt.paths
-    if rt.is_main:  # what a run killed mid-write left beside the outputs
-        remove_stale_temps(paths.checkpoint, paths.model_file, paths.history_file, paths.augmentation_plot)
-    epochs, batch_size = config.epochs, config.train.batch_size
-    schedule = build_schedule(
-        rt.optimizer, config.train, epochs, steps_per_epoch(len(data.train), batch_size)
-    )
-    fp = fingerprint(
-        config.model_params, data_identity(paths.prepared, data.meta), data.normalization, epochs=epochs
-    )
-    if dist is not None:
-        _check_same_run(dist, fp, config.dataset)
+    rt = build_runtime(config, root=Path(root), log=log, dist=dist)
+    name, epochs, data = config.name, config.epochs, rt.data
+    schedule, fp = _start(rt)
     done, history = _resume_point(rt, schedule, log, fp)
     if done == 0:
         log(
@@ -375,74 +434,31 @@ def train_model(
             f"{data.valid_name} images) for {epochs} epochs on {rt.device.type}"
             + ("" if dist is None else f" x {dist.world_size} processes (DDP)")
         )
+    live = None
+    if rt.is_main:
+        with no_space_as_error(rt.paths.live_dir):
+            live = _open_live(rt.paths.live_dir, history)
 
-    if rt.is_main:
-        with no_space_as_error(paths.live_dir):
-            live = _open_live(paths.live_dir, history)
-    else:
-        live = None
-    eval_batch = max(batch_size, MIN_EVAL_BATCH)
     for epoch in range(done + 1, epochs + 1):
-        start = time.perf_counter()
-        lr = current_lr(rt.optimizer)
+        start, lr = time.perf_counter(), current_lr(rt.optimizer)
         train = train_epoch(rt, schedule, epoch, desc=f"{name} {epoch}/{epochs}")
-        val = evaluate(rt.model, data.valid, data.eval_pipeline, rt.loss_fn, config.train.loss, rt.device,
-                       eval_batch, dist)  # fmt: skip
+        val = validate(rt)
         schedule.after_epoch(val["loss"])
-        entry = {
-            "epoch": epoch,
-            "train_loss": train["loss"],
-            "train_acc": train["acc"],
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
-            "lr": lr,
-        }
-        history.append(entry)
+        history.append({"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
+                        "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr})  # fmt: skip
         _stop_if_params_changed(rt, params_changed)
-        log(
-            f"{name} epoch {epoch}/{epochs}: train loss {train['loss']:.4f} acc {train['acc']:.2%} | "
-            f"{data.valid_name} loss {val['loss']:.4f} acc {val['acc']:.2%} | lr {lr:.3g} | "
-            f"{time.perf_counter() - start:.1f}s"
-        )
-        if not rt.is_main:
-            continue
-        with no_space_as_error(paths.live_dir):
-            _log_live(live, entry)
-        save_checkpoint(
-            paths.checkpoint,
-            {
-                "fingerprint": fp,
-                "name": name,
-                "epoch": epoch,
-                "epochs": epochs,
-                "model": rt.model.state_dict(),
-                "optimizer": rt.optimizer.state_dict(),
-                "scheduler": schedule.state_dict(),
-                "history": history,
-                "rng": devices.rng_state(),
-                "device": rt.device.type,
-            },
-        )
+        log(_epoch_line(rt, history[-1], time.perf_counter() - start))
+        checkpoint_epoch(rt, live, schedule, fp, history)
+
     _stop_if_params_changed(rt, params_changed)
+    outcome = _outcome(rt, history)
     if rt.is_main:
-        with no_space_as_error(paths.live_dir):
+        with no_space_as_error(rt.paths.live_dir):
             live.end()
-        extra = _export(rt, history)
-        best, last = extra["best"], extra["last"]
+        _export(rt, history, outcome)
+        best, last = outcome["best"], outcome["last"]
         log(
             f"{name}: best {data.valid_name} acc {best['val_acc']:.2%} (epoch {best['epoch']}), "
-            f"last {last['val_acc']:.2%}; wrote {paths.model_file}"
+            f"last {last['val_acc']:.2%}; wrote {rt.paths.model_file}"
         )
-    else:
-        best, last = _best(history), dict(history[-1])
-    return {
-        "name": name,
-        "dataset": config.dataset,
-        "epochs": epochs,
-        "resumed_from": done,
-        "device": rt.device.type,
-        "valid_split": data.valid_name,
-        "history": history,
-        "best": best,
-        "last": last,
-    }
+    return {"name": name, **outcome, "resumed_from": done, "history": history}

@@ -13,10 +13,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from cnnpipe import device as devices
+from cnnpipe.config.train import TrainConfig
 from cnnpipe.fileio import atomic_file
 from cnnpipe.train.batches import augment_generator, batch_indices, epoch_permutation, iterate_batches
 from cnnpipe.train.optim import LossFn, l2_penalty, split_aux
@@ -150,8 +150,7 @@ def _cycle_batches(rt, total: int):
 
 
 def lr_find(
-    name: str,
-    params: Mapping[str, Any],
+    config: TrainConfig,
     *,
     root: Path = Path("."),
     start_lr: float = 1e-7,
@@ -160,12 +159,13 @@ def lr_find(
     batches_per_lr: int = 2,
     log: Callable[[str], None] = print,
 ) -> LRFindResult:
-    """Range test for ``models.<name>``: its initial weights, optimizer, loss, data and augmentation.
+    """Range test for the model of ``config``: its initial weights, optimizer, loss, data and augmentation.
 
     The optimizer's other settings (momentum, weight decay) and the L2 penalty apply; the
     scheduler does not. Returns the sweep with the suggested rate.
     """
-    rt = build_runtime(name, params, root=Path(root), log=log)
+    rt = build_runtime(config, root=Path(root), log=log)
+    name = config.name
     result = lr_range_test(
         rt.model,
         rt.optimizer,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnnpipe.train.config import TrainSettings
+from cnnpipe.config.train import TrainSettings
 
 
 def build_optimizer(parameters: Iterable[nn.Parameter], train: TrainSettings) -> torch.optim.Optimizer:

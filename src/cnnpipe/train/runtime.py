@@ -1,6 +1,6 @@
 """Everything one training run needs, built from params and the prepared data, checked up front.
 
-:func:`build_runtime` validates the params (:mod:`cnnpipe.train.config`), opens the prepared
+:func:`build_runtime` takes the validated params (:mod:`cnnpipe.config.train`), opens the prepared
 splits, resolves normalization, builds the train and eval input pipelines and checks that
 they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
 seeds the global generators and builds the model, optimizer and loss on the chosen device.
@@ -11,7 +11,7 @@ in ``DistributedDataParallel`` for the training steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,54 +20,17 @@ import torch
 from torch import nn
 
 from cnnpipe import device as devices
+from cnnpipe.config.train import TrainConfig
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch
+from cnnpipe.paths import RunPaths
 from cnnpipe.train.batches import Split, open_split
-from cnnpipe.train.config import TrainConfig, parse_config
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
 from cnnpipe.transforms.pipeline import InputPipeline, resolve_normalization
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a model's run reads and writes, relative to ``root``."""
-
-    prepared: Path  # data/prepared/<dataset>/
-    stats: Path  # data/stats/<dataset>.json
-    model_dir: Path  # models/<name>/
-    live_dir: Path  # dvclive/<name>/
-    plots_dir: Path  # plots/<name>/
-
-    @classmethod
-    def of(cls, root: Path, name: str, dataset: str) -> RunPaths:
-        root = Path(root)
-        return cls(
-            prepared=root / "data" / "prepared" / dataset,
-            stats=root / "data" / "stats" / f"{dataset}.json",
-            model_dir=root / "models" / name,
-            live_dir=root / "dvclive" / name,
-            plots_dir=root / "plots" / name,
-        )
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.model_dir / "checkpoint.pt"
-
-    @property
-    def model_file(self) -> Path:
-        return self.model_dir / "model.pt"
-
-    @property
-    def history_file(self) -> Path:
-        return self.model_dir / "history.json"
-
-    @property
-    def augmentation_plot(self) -> Path:
-        return self.plots_dir / "augmentation.png"
 
 
 @dataclass
@@ -196,20 +159,18 @@ def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] =
 
 
 def build_runtime(
-    name: str,
-    params: Mapping[str, Any],
+    config: TrainConfig,
     *,
     root: Path = Path("."),
     log: Callable[[str], None] = print,
     dist: Distributed | None = None,
 ) -> Runtime:
-    """Validate, open the data, choose the device, seed, and build model, optimizer and loss.
+    """Open the data of ``config``, choose the device, seed, and build model, optimizer and loss.
 
     With ``dist`` the device is the worker's and the model is wrapped in DDP (which gives
     every rank rank 0's initial weights; they are equal anyway, all ranks seed alike).
     """
-    config = parse_config(name, params)
-    paths = RunPaths.of(Path(root), name, config.dataset)
+    paths = RunPaths.of(Path(root), config.name, config.dataset)
     data = open_data(config, paths, log)
     device = devices.select_device(config.device) if dist is None else dist.device
     devices.configure(device)

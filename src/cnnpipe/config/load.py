@@ -1,4 +1,4 @@
-"""Reading params.yaml: one place, and a one-line error naming a missing or bad key."""
+"""Reading params.yaml: loading it, a dotted-key lookup, and the watch for a rewrite under a running stage."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from cnnpipe.checks import missing, section
 from cnnpipe.errors import ParamError
 
 PARAMS_FILE = Path("params.yaml")
@@ -40,9 +41,14 @@ def get(params: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
         if not isinstance(node, Mapping) or part not in node:
             if default is not _MISSING:
                 return default
-            raise ParamError(f"params.yaml: missing key {key!r}; add it (see README, 'Parameters')")
+            raise missing(key)
         node = node[part]
     return node
+
+
+def model_names(params: Mapping[str, Any]) -> list[str]:
+    """The keys of ``models:``, in params.yaml's order."""
+    return list(section(params, "models"))
 
 
 def _digest(params: Mapping[str, Any], keys: Sequence[str]) -> str:

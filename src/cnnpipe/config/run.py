@@ -1,0 +1,84 @@
+"""``run`` of params.yaml: the settings every train stage shares, validated into dataclasses.
+
+``run.device`` (auto, cpu, cuda or mps), ``run.max_epochs`` (a cap on every model's epochs,
+null for none) and the launcher settings ``run.distributed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnpipe.checks import choice, integer, mapping, param_error, section
+from cnnpipe.errors import ParamError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DISTRIBUTED_KEYS = ("nproc_per_node", "nnodes", "rdzv_endpoint")
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """``run.distributed``: how many training processes the train stage launches.
+
+    ``nproc_per_node`` processes on each of ``nnodes`` machines; 1 × 1 (the default) is the
+    plain single-process run. ``rdzv_endpoint`` (``host:port`` of node 0) is needed only when
+    ``nnodes`` > 1.
+    """
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+
+    @property
+    def world_size(self) -> int:
+        """Training processes in all."""
+        return self.nproc_per_node * self.nnodes
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``run``: the device, the epoch cap and the DDP launcher."""
+
+    device: str = "auto"
+    max_epochs: int | None = None
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
+
+
+def _endpoint(value: Any, key: str) -> str:
+    """``host:port`` with a port in 1..65535."""
+    host, sep, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise param_error(key, "expected host:port of node 0 (e.g. 10.0.0.1:29500)", value)
+    return value
+
+
+def parse_distributed(params: Mapping[str, Any]) -> DistributedSettings:
+    """Validate ``run.distributed`` (absent = one process)."""
+    raw = section(params, "run").get("distributed")
+    if raw is None:
+        return DistributedSettings()
+    key = "run.distributed"
+    values = mapping(raw, key, DISTRIBUTED_KEYS)
+    nproc = integer(values.get("nproc_per_node", 1), f"{key}.nproc_per_node", 1)
+    nnodes = integer(values.get("nnodes", 1), f"{key}.nnodes", 1)
+    endpoint = values.get("rdzv_endpoint")
+    if endpoint is None and nnodes > 1:
+        raise ParamError(
+            f"{key}.rdzv_endpoint: {nnodes} nodes need the host:port of node 0 "
+            "(e.g. 10.0.0.1:29500), reachable from every node"
+        )
+    if endpoint is not None:
+        endpoint = _endpoint(endpoint, f"{key}.rdzv_endpoint")
+    return DistributedSettings(nproc_per_node=nproc, nnodes=nnodes, rdzv_endpoint=endpoint)
+
+
+def parse_run(params: Mapping[str, Any]) -> RunSettings:
+    """Validate the ``run`` section of a params mapping (absent keys take their defaults)."""
+    run = section(params, "run")
+    max_epochs = run.get("max_epochs")
+    return RunSettings(
+        device=choice(run.get("device", "auto"), "run.device", DEVICES),
+        max_epochs=None if max_epochs is None else integer(max_epochs, "run.max_epochs", 1),
+        distributed=parse_distributed(params),
+    )
