@@ -45,8 +45,8 @@ from cnnpipe.train.optim import build_loss, build_schedule
 from cnnpipe.train.runtime import build_runtime
 
 # torchvision's CelebA wants three more lists next to the sample mirror's: the tests' helper writes them.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from upstream_files import write_celeba_torchvision_extras
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.helpers
+from tests.helpers.upstream_files import write_celeba_torchvision_extras
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,3 +1,3 @@
 """Fixtures shared by every test folder."""
 
-from tmpfs import small_tmpfs  # noqa: F401 - a small filesystem to fill up, for the full-disk tests
+from tests.helpers.tmpfs import small_tmpfs  # noqa: F401 - a small filesystem to fill up, for the full-disk tests

@@ -13,8 +13,9 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from importclosure import import_closure
-from worktree import clone_env, commit_copy, copy_worktree, run
+
+from tests.helpers.importclosure import import_closure
+from tests.helpers.worktree import clone_env, commit_copy, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 

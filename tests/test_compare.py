@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from worktree import ROOT, clone_env, run
 
 from cnnpipe.cli import main
 from cnnpipe.compare import Row, build_table, caption, rows_from_exp_show, to_markdown
 from cnnpipe.errors import CnnpipeError
+from tests.helpers.worktree import ROOT, clone_env, run
 
 PARAMS = {
     "data": {"mirror": None},

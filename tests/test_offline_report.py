@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import count_marks, mark_counts, render_offline, require_chromium, revisions_drawn
 from configobj import ConfigObj
-from worktree import ROOT, clone_env, run
+
+from tests.helpers.browser import count_marks, mark_counts, render_offline, require_chromium, revisions_drawn
+from tests.helpers.worktree import ROOT, clone_env, run
 
 DVC = Path(sys.executable).with_name("dvc")
 SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc\s*=", re.IGNORECASE)

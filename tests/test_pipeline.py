@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import count_marks, render_offline, require_chromium, revisions_drawn
 from PIL import Image
-from worktree import clone_env, commit_copy, copy_worktree, run
+
+from tests.helpers.browser import count_marks, render_offline, require_chromium, revisions_drawn
+from tests.helpers.worktree import clone_env, commit_copy, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundles import save_random_bundle
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.errors import DataFormatError
 from cnnpipe.models.trained import load_trained
 from cnnpipe.predict import PredictionError, PredictionResult, format_results, predict_files
+from tests.helpers.bundles import save_random_bundle
 
 RGB_ARCH = {
     "input": [3, 16, 16],

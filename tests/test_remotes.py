@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from worktree import clone_env, commit_copy, copy_worktree, run
+
+from tests.helpers.worktree import clone_env, commit_copy, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

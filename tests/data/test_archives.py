@@ -7,10 +7,10 @@ import tarfile
 import zipfile
 
 import pytest
-from upstream_files import iter_tar_files, safe_extract
 
 from cnnpipe.data.archives import check_member_name, iter_tar_members, open_zip
 from cnnpipe.errors import ArchiveError
+from tests.helpers.upstream_files import iter_tar_files, safe_extract
 
 
 def _zip(path, members):

@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from upstream_files import safe_extract
 
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge
 from cnnpipe.data.arrays import load_meta
@@ -33,6 +32,7 @@ from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.prepare.imagefolder import prepare_imagefolder
 from cnnpipe.data.readers import read_idx
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
+from tests.helpers.upstream_files import safe_extract
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tmpfs import tree
 
 from cnnpipe.data import http_transfer, sources
 from cnnpipe.data.fetch import (
@@ -32,6 +31,7 @@ from cnnpipe.data.md5sums import MD5SUMS
 from cnnpipe.data.mirrors import mirror_url, read_manifest
 from cnnpipe.data.sources import DatasetSource, SourceFile
 from cnnpipe.errors import DownloadError, ParamError
+from tests.helpers.tmpfs import tree
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB, not text, not HTML

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from tmpfs import tree
 
 from cnnpipe.data.arrays import load_meta
+from tests.helpers.tmpfs import tree
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDS = re.compile(r"\(needs ≈ ([\d.]+) MB\)")

@@ -19,13 +19,13 @@ from PIL import Image
 from torchvision import datasets as tvd
 from torchvision.datasets.utils import extract_archive
 from torchvision.transforms import Compose, PILToTensor, Resize
-from upstream_files import safe_extract, write_celeba_torchvision_extras
 
 from cnnpipe.data.arrays import SPLITS, load_meta, load_split
 from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.data.prepare.imagefolder import prepare_imagefolder, stratified_split
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 from cnnpipe.sample.formats import _py2_pickle
+from tests.helpers.upstream_files import safe_extract, write_celeba_torchvision_extras
 
 IMAGEFOLDER_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.25, "split_seed": 3}
 

@@ -16,7 +16,6 @@ from PIL import Image
 from torchvision.datasets import folder as tv_folder
 from torchvision.datasets import mnist as tv_mnist
 from torchvision.transforms import Compose, PILToTensor, Resize
-from upstream_files import read_cifar10
 
 from cnnpipe.data.celeba_lists import read_celeba_attributes, read_celeba_partition
 from cnnpipe.data.readers import (
@@ -27,6 +26,7 @@ from cnnpipe.data.readers import (
     read_idx,
 )
 from cnnpipe.errors import ArchiveError, DataFormatError
+from tests.helpers.upstream_files import read_cifar10
 
 
 def _one_line(exc_info) -> str:

@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from torchvision.datasets import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder
-from upstream_files import safe_extract, write_celeba_torchvision_extras
 
 from cnnpipe.data.sources import CELEBA_ATTRIBUTES, LOCAL_SETS, SOURCES
 from cnnpipe.errors import ParamError
 from cnnpipe.sample.mirror import write_sample_mirror
 from cnnpipe.sample.sizes import DEFAULT_SIZES, parse_size_overrides
+from tests.helpers.upstream_files import safe_extract, write_celeba_torchvision_extras
 
 
 def _quiet(_message):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evalfixtures import MODELS, make_bundle, make_dataset, make_params, write_history
+
+from tests.helpers.evalfixtures import MODELS, make_bundle, make_dataset, make_params, write_history
 
 
 @pytest.fixture

@@ -14,9 +14,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from bundles import save_random_bundle
-from evalfixtures import HALF, MODELS, make_bundle, make_dataset, make_params
-from evaluation import BINARY_FIGURES, FIGURES, evaluate_params
 from PIL import Image
 from sklearn.metrics import (
     accuracy_score,
@@ -35,6 +32,9 @@ from cnnpipe.evaluate.predictions import initial_model
 from cnnpipe.models.network import build_network
 from cnnpipe.models.trained import load_trained, save_trained
 from cnnpipe.models.zoo import build_model
+from tests.helpers.bundles import save_random_bundle
+from tests.helpers.evalfixtures import HALF, MODELS, make_bundle, make_dataset, make_params
+from tests.helpers.evaluation import BINARY_FIGURES, FIGURES, evaluate_params
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import yaml
-from evaluation import evaluate_params
 
 from cnnpipe.config.train import parse_config, parse_train
 from cnnpipe.data.arrays import PreparedWriter
@@ -30,6 +29,7 @@ from cnnpipe.models.trained import load_trained
 from cnnpipe.models.transfer import IMAGENET_MEAN, IMAGENET_STD, TransferNet, head_parameter_names
 from cnnpipe.train.loop import train_model
 from cnnpipe.train.optim import build_optimizer, split_aux
+from tests.helpers.evaluation import evaluate_params
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKBONES = {  # backbone -> (input size used here, torchvision kwargs of its ImageNet weights)

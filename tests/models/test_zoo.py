@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from params_archs import SPEC_COUNTS, from_scratch_models, params_arch
 from torch import nn
 
 from cnnpipe.errors import ParamError
 from cnnpipe.models import build_model, count_parameters, feature_shapes, flat_size
+from tests.helpers.params_archs import SPEC_COUNTS, from_scratch_models, params_arch
 
 
 def test_every_from_scratch_model_of_params_yaml_has_a_spec_count():

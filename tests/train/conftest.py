@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from toydata import write_dataset
+
+from tests.helpers.toydata import write_dataset
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from toydata import write_dataset
 
 from cnnpipe.train.batches import (
     augment_generator,
@@ -15,6 +14,7 @@ from cnnpipe.train.batches import (
     open_split,
 )
 from cnnpipe.transforms.pipeline import InputPipeline
+from tests.helpers.toydata import write_dataset
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():

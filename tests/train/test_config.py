@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
-from toydata import toy_params, write_dataset
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
 from cnnpipe.paths import RunPaths
 from cnnpipe.train.runtime import open_data
+from tests.helpers.toydata import toy_params, write_dataset
 
 KEY = "models.toy_cnn"
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from toydata import toy_params, write_dataset, write_params
 
 from cnnpipe.config.run import DistributedSettings, parse_distributed
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
 from cnnpipe.train import distributed
 from cnnpipe.train.loop import train_model
+from tests.helpers.toydata import toy_params, write_dataset, write_params
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / "stages" / "train.py"

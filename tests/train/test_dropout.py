@@ -1,14 +1,14 @@
 """MaskDropout: nn.Dropout's distribution with a faster CPU mask, swapped in without state changes."""
 
 import torch
-from params_archs import params_arch
 from torch import nn
-from toydata import toy_params
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.models import build_model
 from cnnpipe.train.dropout import MaskDropout, use_mask_dropout
 from cnnpipe.train.runtime import build_runtime
+from tests.helpers.params_archs import params_arch
+from tests.helpers.toydata import toy_params
 
 
 def test_drops_p_of_the_elements_and_rescales_the_rest():

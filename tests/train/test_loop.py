@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from toydata import toy_params, write_dataset
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamError
@@ -15,6 +14,7 @@ from cnnpipe.models.trained import load_trained
 from cnnpipe.models.zoo import build_model
 from cnnpipe.train.checkpoint import load_checkpoint
 from cnnpipe.train.loop import train_model
+from tests.helpers.toydata import toy_params, write_dataset
 
 NAME = "toy_cnn"
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr")

@@ -7,11 +7,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-from toydata import toy_params
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.train.lr_find import lr_find, lr_range_test, save_lr_plot, smooth, suggest
 from cnnpipe.train.runtime import build_runtime
+from tests.helpers.toydata import toy_params
 
 
 def test_suggest_picks_the_steepest_descent():

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from toydata import TOY_ARCH, TOY_TRAIN
 
 from cnnpipe.config.train import parse_train
 from cnnpipe.models.zoo import build_model
@@ -20,6 +19,7 @@ from cnnpipe.train.optim import (
     penalized_parameters,
     predictions,
 )
+from tests.helpers.toydata import TOY_ARCH, TOY_TRAIN
 
 
 def _settings(**overrides):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from toydata import toy_params, write_dataset, write_params
 
 from cnnpipe.config.train import parse_config
 from cnnpipe.train.loop import train_model
+from tests.helpers.toydata import toy_params, write_dataset, write_params
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / "stages" / "train.py"

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tmpfs import tree
-from toydata import toy_params, write_dataset, write_params
 
 from cnnpipe.config import load as params_module
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import ParamsChangedError
 from cnnpipe.train import loop
 from cnnpipe.train.loop import train_model
+from tests.helpers.tmpfs import tree
+from tests.helpers.toydata import toy_params, write_dataset, write_params
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / "stages" / "train.py"

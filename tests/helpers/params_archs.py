@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 
 # Copied from SPEC, "Models": the acceptance check, independent of the code and of params.yaml.
 SPEC_COUNTS = {

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bundles import save_random_bundle
 
 from cnnpipe.data.arrays import PreparedWriter
+from tests.helpers.bundles import save_random_bundle
 
 HALF = {"mean": [0.5] * 3, "std": [0.5] * 3}
 

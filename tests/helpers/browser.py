@@ -2,7 +2,7 @@
 
 For the pages ``dvc plots show`` / ``dvc plots diff`` write::
 
-    from browser import count_marks, render_offline, require_chromium, revisions_drawn
+    from tests.helpers.browser import count_marks, render_offline, require_chromium, revisions_drawn
 
     require_chromium()  # skips the test when no Chromium binary is installed
     dom = render_offline(out / "index.html", screenshot=tmp_path / "plots.png")

@@ -1,0 +1,1 @@
+"""Shared test code: fixtures' builders, upstream-format readers and writers, subprocess helpers."""
