@@ -12,6 +12,7 @@ line for a rule no check here covers, so every message keeps the same shape.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,8 +25,13 @@ def param_error(key: str, need: str, value: Any) -> ParamError:
 
 
 def is_int(value: Any) -> bool:
-    """True for an integer that is not a bool (YAML's ``true`` is no count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for an integer (numpy's too) that is not a bool (YAML's ``true`` is no count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int or float that is not a bool (no numeric strings)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def number(value: Any, key: str) -> float:
@@ -59,6 +65,22 @@ def integer(value: Any, key: str, minimum: int) -> int:
     if not is_int(value) or value < minimum:
         raise param_error(key, f"must be an integer >= {minimum}", value)
     return value
+
+
+def image_size(value: Any, key: str) -> tuple[int, int]:
+    """``[height, width]`` in pixels, or one size for both."""
+    if is_int(value) and value > 0:
+        return int(value), int(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) and v > 0 for v in value):
+        return int(value[0]), int(value[1])
+    raise param_error(key, "must be [height, width] or a single size in pixels", value)
+
+
+def fraction(value: Any, key: str) -> float:
+    """A fraction f with 0 <= f < 1."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < 1:
+        raise param_error(key, "must be a fraction with 0 <= f < 1", value)
+    return float(value)
 
 
 def dropout_probability(value: Any, key: str) -> float:

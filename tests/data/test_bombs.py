@@ -26,6 +26,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from cnnpipe.config.data import parse_data
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.data.prepare.dispatch import prepare_dataset
@@ -302,9 +303,10 @@ def test_safe_extract_and_the_limit_params(tmp_path):
     with pytest.raises(MemberTooLarge, match=r"declares 3\.0 MiB"):
         safe_extract(tmp_path / "a.tar.gz", tmp_path / "out", ArchiveLimits(max_member_mb=2))
 
-    assert ArchiveLimits.from_params({}) == ArchiveLimits(256, 100)
-    assert ArchiveLimits.from_params({"data": {"max_member_mb": 1024, "max_ratio": 20}}) == ArchiveLimits(
-        1024, 20
-    )
-    with pytest.raises(ParamError, match=r"^data\.max_ratio=0 is invalid: set it to a positive number"):
-        ArchiveLimits.from_params({"data": {"max_ratio": 0}})
+    def limits(params):
+        return ArchiveLimits(**parse_data(params).archive_limits())
+
+    assert limits({}) == ArchiveLimits(256, 100)
+    assert limits({"data": {"max_member_mb": 1024, "max_ratio": 20}}) == ArchiveLimits(1024, 20)
+    with pytest.raises(ParamError, match=r"^data\.max_ratio: must be > 0, got 0$"):
+        limits({"data": {"max_ratio": 0}})

@@ -174,7 +174,7 @@ def test_cifar10_duplicate_batch_or_too_large_valid_first_leaves_nothing(mirror,
     out = tmp_path / "prepared" / "cifar10"
     with pytest.raises(ParamError) as exc:
         prepare_dataset("cifar10", raw, out, {"valid_first": 100}, log=_quiet)
-    assert "has only 100 images" in _assert_clean_failure(exc, out)
+    assert "must be below 100, the training images in" in _assert_clean_failure(exc, out)
     archive = raw / "cifar-10-python.tar.gz"
     with tarfile.open(archive) as tf:
         members = [(Path(m.name).name, tf.extractfile(m).read()) for m in tf if m.isfile()]
@@ -190,18 +190,18 @@ def test_cifar10_duplicate_batch_or_too_large_valid_first_leaves_nothing(mirror,
         (
             "mnist",
             120,
-            "datasets.mnist.valid_first=120 but the training file train-images-idx3-ubyte.gz has "
-            "only 120 images; set it below 120",
+            "datasets.mnist.valid_first: must be below 120, the training images in "
+            "train-images-idx3-ubyte.gz, got 120",
         ),
         (
             "cifar10",
             500,
-            "datasets.cifar10.valid_first=500 but the training file cifar-10-python.tar.gz has "
-            "only 100 images; set it below 100",
+            "datasets.cifar10.valid_first: must be below 100, the training images in "
+            "cifar-10-python.tar.gz, got 500",
         ),
-        ("mnist", -1, "datasets.mnist.valid_first=-1 is invalid"),
-        ("mnist", None, "datasets.mnist.valid_first=None is invalid"),
-        ("cifar10", True, "datasets.cifar10.valid_first=True is invalid"),
+        ("mnist", -1, "datasets.mnist.valid_first: must be an integer >= 0, got -1"),
+        ("mnist", None, "datasets.mnist.valid_first: must be an integer >= 0, got None"),
+        ("cifar10", True, "datasets.cifar10.valid_first: must be an integer >= 0, got True"),
     ],
 )
 def test_valid_first_out_of_range(mirror, tmp_path, name, value, message):
@@ -557,11 +557,26 @@ def test_class_in_test_but_not_in_train(mirror, tmp_path):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"image_size": [0, 8], "valid_fraction": 0.2, "split_seed": 1}, "datasets.rps.image_size=[0, 8]"),
-        ({"image_size": "big", "valid_fraction": 0.2, "split_seed": 1}, "datasets.rps.image_size='big'"),
-        ({"image_size": 8, "valid_fraction": 1.0, "split_seed": 1}, "datasets.rps.valid_fraction=1.0"),
-        ({"image_size": 8, "split_seed": 1}, "datasets.rps.valid_fraction=None"),
-        ({"image_size": 8, "valid_fraction": 0.2, "split_seed": 1.5}, "datasets.rps.split_seed=1.5"),
+        (
+            {"image_size": [0, 8], "valid_fraction": 0.2, "split_seed": 1},
+            "datasets.rps.image_size: must be [height, width] or a single size in pixels, got [0, 8]",
+        ),
+        (
+            {"image_size": "big", "valid_fraction": 0.2, "split_seed": 1},
+            "datasets.rps.image_size: must be [height, width] or a single size in pixels, got 'big'",
+        ),
+        (
+            {"image_size": 8, "valid_fraction": 1.0, "split_seed": 1},
+            "datasets.rps.valid_fraction: must be a fraction with 0 <= f < 1, got 1.0",
+        ),
+        (
+            {"image_size": 8, "split_seed": 1},
+            "datasets.rps.valid_fraction: must be a fraction with 0 <= f < 1, got None",
+        ),
+        (
+            {"image_size": 8, "valid_fraction": 0.2, "split_seed": 1.5},
+            "datasets.rps.split_seed: must be an integer >= 0, got 1.5",
+        ),
     ],
 )
 def test_imagefolder_param_errors(mirror, tmp_path, params, message):

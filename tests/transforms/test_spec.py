@@ -49,7 +49,7 @@ def test_pipeline_from_params_yaml():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ([op("hflip"), op("rotation", degrees="lots")], "[1].degrees: must be a number ≥ 0"),
+        ([op("hflip"), op("rotation", degrees="lots")], "[1].degrees: must be a number >= 0"),
         ([op("flip")], "[0].op: unknown op 'flip'; valid ops: affine, center_crop"),
         ([{"p": 0.5}], "[0].op: missing"),
         ([op("hflip", prob=0.5)], "[0].prob: not an argument of op 'hflip'"),

@@ -10,7 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cnnpipe.checks import integer, is_int, mapping, missing, name_like, param_error, positive, section
+from cnnpipe.checks import (
+    fraction,
+    image_size,
+    integer,
+    mapping,
+    missing,
+    name_like,
+    param_error,
+    positive,
+    section,
+)
 from cnnpipe.errors import ParamError
 
 DATA_KEYS = ("mirror", "max_member_mb", "max_ratio")
@@ -96,20 +106,6 @@ def parse_data(params: Mapping[str, Any], *, ratio: bool = True) -> DataSettings
     )
 
 
-def _image_size(value: Any, key: str) -> tuple[int, int]:
-    if is_int(value) and value > 0:
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) and v > 0 for v in value):
-        return value[0], value[1]
-    raise param_error(key, "must be [height, width] or a single size in pixels", value)
-
-
-def _fraction(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise param_error(key, "must be a fraction with 0 <= f < 1", value)
-    return float(value)
-
-
 def parse_dataset(params: Mapping[str, Any], name: str) -> DatasetSettings:
     """Validate ``datasets.<name>`` (absent or null: every field None)."""
     key = f"datasets.{name}"
@@ -125,8 +121,8 @@ def parse_dataset(params: Mapping[str, Any], name: str) -> DatasetSettings:
     return DatasetSettings(
         name=name,
         valid_first=optional("valid_first", lambda v, k: integer(v, k, 0)),
-        image_size=optional("image_size", _image_size),
-        valid_fraction=optional("valid_fraction", _fraction),
+        image_size=optional("image_size", image_size),
+        valid_fraction=optional("valid_fraction", fraction),
         split_seed=optional("split_seed", lambda v, k: integer(v, k, 0)),
         path=path,
     )

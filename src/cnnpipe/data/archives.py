@@ -26,13 +26,13 @@ import posixpath
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from cnnpipe.data.gzipstream import GZIP_ERRORS, open_gzip
-from cnnpipe.errors import ArchiveError, ParamError
+from cnnpipe.errors import ArchiveError
 from cnnpipe.fileio import is_no_space
 
 _CORRUPT: tuple[type[BaseException], ...] = (*GZIP_ERRORS, tarfile.TarError, zipfile.BadZipFile)
@@ -62,26 +62,6 @@ class ArchiveLimits:
 
     max_member_mb: float = DEFAULT_MAX_MEMBER_MB
     max_ratio: float = DEFAULT_MAX_RATIO
-
-    @classmethod
-    def from_params(cls, params: Mapping, *, ratio: bool = True) -> ArchiveLimits:
-        """``data.max_member_mb`` and ``data.max_ratio`` of params.yaml (the defaults when absent).
-
-        ``ratio=False`` leaves ``data.max_ratio`` unread, for readers of tar and gzip files,
-        which have no per-member compressed size.
-        """
-        data = params.get("data") or {}
-        values = {}
-        keys = [("max_member_mb", DEFAULT_MAX_MEMBER_MB)] + [("max_ratio", DEFAULT_MAX_RATIO)] * ratio
-        for key, default in keys:
-            value = data.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ParamError(
-                    f"data.{key}={value!r} is invalid: set it to a positive number in params.yaml "
-                    f"(default {default})"
-                )
-            values[key] = value
-        return cls(**values)
 
     @property
     def max_member_bytes(self) -> int:

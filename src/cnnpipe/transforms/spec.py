@@ -78,6 +78,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cnnpipe.checks import is_int, is_number, param_error
 from cnnpipe.errors import ParamError
 from cnnpipe.transforms.color import _ColorJitter
 from cnnpipe.transforms.containers import BatchTransform, _Op, _Pipeline, _RandomApply, _RandomChoice
@@ -102,21 +103,13 @@ _RESIZE_MODES = ("bilinear", "bicubic", "nearest")
 # --------------------------------------------------------------------------- params parsing
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_list(v: Any) -> bool:
     return isinstance(v, Sequence) and not isinstance(v, (str, bytes))
 
 
 def _bounds(lo: float, hi: float, open_lo: bool = False) -> str:
     if math.isinf(hi):
-        return f"with min {'>' if open_lo else '≥'} {lo:g}"
+        return f"with min {'>' if open_lo else '>='} {lo:g}"
     return f"within {'(' if open_lo else '['}{lo:g}, {hi:g}]"
 
 
@@ -138,26 +131,26 @@ class _Args:
         return default
 
     def _bad(self, name: str, what: str) -> ParamError:
-        return ParamError(f"{self.key}.{name}: must be {what}, got {self.entry[name]!r}")
+        return param_error(f"{self.key}.{name}", f"must be {what}", self.entry[name])
 
     def number(self, name: str, default: Any, *, lo: float, hi: float | None = None) -> float:
         v = self._value(name, default)
-        if not _is_number(v) or v < lo or (hi is not None and v > hi):
-            what = f"a number ≥ {lo:g}" if hi is None else f"a number in [{lo:g}, {hi:g}]"
+        if not is_number(v) or v < lo or (hi is not None and v > hi):
+            what = f"a number >= {lo:g}" if hi is None else f"a number in [{lo:g}, {hi:g}]"
             raise self._bad(name, what)
         return float(v)
 
     def prob(self, name: str, default: Any = 0.5) -> float:
         v = self._value(name, default)
-        if not _is_number(v) or not 0 <= v <= 1:
+        if not is_number(v) or not 0 <= v <= 1:
             raise self._bad(name, "a probability in [0, 1]")
         return float(v)
 
     def size(self, name: str, *, smaller_edge: bool = False) -> int | tuple[int, int]:
         v = self._value(name, _REQUIRED)
-        if _is_int(v) and v > 0:
+        if is_int(v) and v > 0:
             return int(v) if smaller_edge else (int(v), int(v))
-        if _is_list(v) and len(v) == 2 and all(_is_int(s) and s > 0 for s in v):
+        if _is_list(v) and len(v) == 2 and all(is_int(s) and s > 0 for s in v):
             return int(v[0]), int(v[1])
         first = "a positive integer (the smaller edge)" if smaller_edge else "a positive integer"
         raise self._bad(name, f"{first} or [height, width]")
@@ -167,7 +160,7 @@ class _Args:
     ) -> tuple[float, float]:
         """``[min, max]`` with ``lo ≤ min ≤ max ≤ hi`` (``lo < min`` when ``open_lo``)."""
         v = self._value(name, default)
-        if _is_list(v) and len(v) == 2 and all(map(_is_number, v)):
+        if _is_list(v) and len(v) == 2 and all(map(is_number, v)):
             a, b = float(v[0]), float(v[1])
             if (a > lo if open_lo else a >= lo) and a <= b <= hi:
                 return a, b
@@ -176,16 +169,16 @@ class _Args:
     def spread(
         self, name: str, default: Any, *, center: float, lo: float, hi: float, max_spread: float | None = None
     ) -> tuple[float, float] | None:
-        """A number d ≥ 0 meaning ``[center − d, center + d]`` (clipped to ``lo``), or ``[min, max]``
+        """A number d >= 0 meaning ``[center − d, center + d]`` (clipped to ``lo``), or ``[min, max]``
         within ``[lo, hi]``. Returns None when the range is the single point ``center`` (op off)."""
         v = self._value(name, default)
-        first = "a number ≥ 0" if max_spread is None else f"a number in [0, {max_spread:g}]"
+        first = "a number >= 0" if max_spread is None else f"a number in [0, {max_spread:g}]"
         what = f"{first} or a [min, max] pair {_bounds(lo, hi)}"
-        if _is_number(v):
+        if is_number(v):
             if v < 0 or (max_spread is not None and v > max_spread):
                 raise self._bad(name, what)
             rng = (max(lo, center - float(v)), min(hi, center + float(v)))
-        elif _is_list(v) and len(v) == 2 and all(map(_is_number, v)):
+        elif _is_list(v) and len(v) == 2 and all(map(is_number, v)):
             rng = (float(v[0]), float(v[1]))
             if not lo <= rng[0] <= rng[1] <= hi:
                 raise self._bad(name, what)
@@ -208,29 +201,29 @@ class _Args:
     def fill(self, name: str = "fill") -> tuple[float, ...]:
         v = self._value(name, 0)
         values = list(v) if _is_list(v) else [v]
-        if not values or not all(_is_number(f) and 0 <= f <= 255 for f in values):
+        if not values or not all(is_number(f) and 0 <= f <= 255 for f in values):
             raise self._bad(name, "a pixel value in [0, 255] or a list of one per channel")
         return tuple(float(f) / 255.0 for f in values)
 
     def padding(self, name: str) -> tuple[int, int, int, int]:
         v = self._value(name, 0)
         values = list(v) if _is_list(v) else [v]
-        if len(values) in (1, 2, 4) and all(_is_int(p) and p >= 0 for p in values):
+        if len(values) in (1, 2, 4) and all(is_int(p) and p >= 0 for p in values):
             if len(values) == 1:
                 return (values[0],) * 4
             if len(values) == 2:
                 return values[0], values[1], values[0], values[1]
             return tuple(values)
-        raise self._bad(name, "an integer ≥ 0, [left/right, top/bottom] or [left, top, right, bottom]")
+        raise self._bad(name, "an integer >= 0, [left/right, top/bottom] or [left, top, right, bottom]")
 
     def shear(self, name: str) -> tuple[tuple[float, float], tuple[float, float]]:
         v = self._value(name, 0)
         what = "a number in [0, 89], [min, max] or [x_min, x_max, y_min, y_max] degrees within [-89, 89]"
-        if _is_number(v):
+        if is_number(v):
             if not 0 <= v <= 89:
                 raise self._bad(name, what)
             return (-float(v), float(v)), (0.0, 0.0)
-        if _is_list(v) and len(v) in (2, 4) and all(map(_is_number, v)):
+        if _is_list(v) and len(v) in (2, 4) and all(map(is_number, v)):
             vals = [float(s) for s in v] + [0.0, 0.0][: 4 - len(v)]
             if all(-89 <= s <= 89 for s in vals) and vals[0] <= vals[1] and vals[2] <= vals[3]:
                 return (vals[0], vals[1]), (vals[2], vals[3])
@@ -238,9 +231,9 @@ class _Args:
 
     def weights(self, name: str, n: int) -> tuple[float, ...]:
         v = self._value(name, [1.0] * n)
-        if _is_list(v) and len(v) == n and all(_is_number(w) and w >= 0 for w in v) and sum(v) > 0:
+        if _is_list(v) and len(v) == n and all(is_number(w) and w >= 0 for w in v) and sum(v) > 0:
             return tuple(float(w) for w in v)
-        raise self._bad(name, f"a list of {n} weights ≥ 0, one per op, not all 0")
+        raise self._bad(name, f"a list of {n} weights >= 0, one per op, not all 0")
 
     def ops(self, name: str = "ops") -> list[_Op]:
         v = self._value(name, _REQUIRED)
@@ -401,7 +394,7 @@ def build_transform(spec: Sequence[Mapping[str, Any]] | None, *, key: str) -> Ba
 
     ``key`` is the params key the list came from (e.g. ``"models.horses_aug.augment"``);
     invalid entries raise ParamError naming the exact element, e.g.
-    ``models.horses_aug.augment[1].degrees: must be a number ≥ 0 ..., got 'lots'``.
+    ``models.horses_aug.augment[1].degrees: must be a number >= 0 ..., got 'lots'``.
     The ops and their arguments are listed in this module's docstring.
     """
     return BatchTransform(_parse_list(spec, key), key)

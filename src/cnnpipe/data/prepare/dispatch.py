@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cnnpipe import checks
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare.celeba import _prepare_celeba
-from cnnpipe.data.prepare.common import Log, _fraction, _image_size, _require, _seed
+from cnnpipe.data.prepare.common import Log, _require
 from cnnpipe.data.prepare.idx_cifar import _prepare_cifar, _prepare_idx
 from cnnpipe.data.prepare.imagefolder import _prepare_folders
 from cnnpipe.data.sources import get_source
@@ -69,9 +70,9 @@ def prepare_dataset(
             name,
             {"train": (_require(raw_dir / train_file), ""), "test": (_require(raw_dir / test_file), "")},
             out_dir,
-            size=_image_size(params.get("image_size"), f"{where}.image_size"),
-            valid_fraction=_fraction(params.get("valid_fraction"), f"{where}.valid_fraction"),
-            split_seed=_seed(params.get("split_seed"), f"{where}.split_seed"),
+            size=checks.image_size(params.get("image_size"), f"{where}.image_size"),
+            valid_fraction=checks.fraction(params.get("valid_fraction"), f"{where}.valid_fraction"),
+            split_seed=checks.integer(params.get("split_seed"), f"{where}.split_seed", 0),
             workers=workers,
             log=log,
             meta={"source": [train_file, test_file]},

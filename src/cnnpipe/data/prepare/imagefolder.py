@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cnnpipe import checks
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, open_zip, read_zip_member
 from cnnpipe.data.arrays import PreparedWriter, prepared_bytes
-from cnnpipe.data.prepare.common import Log, _fraction, _image_size, _log_counts, _reason, _require, _seed
+from cnnpipe.data.prepare.common import Log, _log_counts, _reason, _require
 from cnnpipe.data.prepare.threads import _ordered_map, _progress
 from cnnpipe.data.readers import IMAGE_ERRORS, decode_image, list_imagefolder, list_top_folders
 from cnnpipe.errors import DataFormatError
@@ -46,9 +47,9 @@ def prepare_imagefolder(
     """
     source = _require(Path(source))
     where = f"datasets.{name}"
-    size = _image_size(image_size, f"{where}.image_size")
-    fraction = _fraction(valid_fraction, f"{where}.valid_fraction")
-    seed = _seed(split_seed, f"{where}.split_seed")
+    size = checks.image_size(image_size, f"{where}.image_size")
+    fraction = checks.fraction(valid_fraction, f"{where}.valid_fraction")
+    seed = checks.integer(split_seed, f"{where}.split_seed", 0)
     tops = list_top_folders(source)
     if "train" not in tops:
         found = ", ".join(f"{t}/" for t in tops) or "no folders"
