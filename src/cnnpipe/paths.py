@@ -6,6 +6,7 @@ Every path is relative to ``root``, the repository root (``.`` when a stage runs
     data/prepared/<dataset>/             prepared splits and classes.json (prepare, subset)
     data/stats/<dataset>.json            per-channel mean/std of the train split (stats)
     data/sample_mirror/                  the offline sample mirror (cnnpipe sample)
+    .cache/downloads/                    partial downloads, resumed by the next run (download)
     models/<model>/model.pt              the trained bundle (train)
     models/<model>/checkpoint.pt         the last completed epoch, for resuming (train)
     models/<model>/history.json          one entry per epoch (train)
@@ -28,12 +29,17 @@ RAW = Path("data") / "raw"
 PREPARED = Path("data") / "prepared"
 STATS = Path("data") / "stats"
 SAMPLE_MIRROR = Path("data") / "sample_mirror"
+PARTIAL_DOWNLOADS = Path(".cache") / "downloads"  # resumable .part files (not a DVC output)
 MODELS = Path("models")
 DVCLIVE = Path("dvclive")
 PLOTS = Path("plots")
 METRICS = Path("metrics")
 #: The CSV files of plots/<model>/ that evaluate writes (DVC plot data).
-EVAL_PLOT_FILES = ("predictions.csv", "roc.csv", "per_class.csv")
+PREDICTIONS_CSV, ROC_CSV, PER_CLASS_CSV = "predictions.csv", "roc.csv", "per_class.csv"
+EVAL_PLOT_FILES = (PREDICTIONS_CSV, ROC_CSV, PER_CLASS_CSV)
+#: The pictures of plots/datasets/<dataset>/ that explore writes.
+GALLERY_PNG, FILTERS_PNG, CONVOLUTION_PNG = "gallery.png", "filters.png", "convolution.png"
+DATASET_PLOT_FILES = (GALLERY_PNG, FILTERS_PNG, CONVOLUTION_PNG)
 
 
 def raw_dir(dataset: str, root: Path = ROOT) -> Path:

@@ -15,8 +15,9 @@ from PIL import Image
 from cnnpipe.data.arrays import load_meta, load_split
 from cnnpipe.data.prepare.dispatch import prepare_dataset
 from cnnpipe.errors import DataFormatError
-from cnnpipe.explore import FILES, explore_dataset
+from cnnpipe.explore import explore_dataset
 from cnnpipe.explore.kernels import GRAY_WEIGHTS, SOBEL_X, SOBEL_Y
+from cnnpipe.paths import DATASET_PLOT_FILES as FILES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -27,6 +27,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from cnnpipe import paths
 from cnnpipe.data.http_transfer import (
     _CHUNK,
     Log,
@@ -52,7 +53,7 @@ from cnnpipe.data.sources import LOCAL_SETS, get_source
 from cnnpipe.errors import DownloadError, ParamError
 from cnnpipe.fileio import atomic_file
 
-DEFAULT_PARTIAL_DIR = Path(".cache/downloads")
+DEFAULT_PARTIAL_DIR = paths.PARTIAL_DOWNLOADS
 
 
 # ---------------------------------------------------------------------------- local copy

@@ -284,9 +284,9 @@ def evaluate_model(
             device=run_device,
             log=log,
         )
-    write_predictions_csv(plots_dir / "predictions.csv", labels, predicted, confidence, trained.classes)
-    write_per_class_csv(plots_dir / "per_class.csv", per_class)
-    roc_file = plots_dir / "roc.csv"
+    write_predictions_csv(plots_dir / paths.PREDICTIONS_CSV, labels, predicted, confidence, trained.classes)
+    write_per_class_csv(plots_dir / paths.PER_CLASS_CSV, per_class)
+    roc_file = plots_dir / paths.ROC_CSV
     if trained.binary:
         write_roc_csv(roc_file, labels, positive_scores(probs))
     else:  # micro-averaged one-vs-rest: every (image, class) pair is one binary decision

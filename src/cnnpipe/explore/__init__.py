@@ -35,7 +35,6 @@ MAX_CLASSES = 20  # classes drawn in a gallery (rows)
 SHOWN_ATTRIBUTES = (
     "Smiling", "Male", "Young", "Eyeglasses", "Wearing_Hat", "Blond_Hair", "Black_Hair", "Bald",
 )  # fmt: skip
-FILES = ("gallery.png", "filters.png", "convolution.png")
 
 Log = Callable[[str], None]
 
@@ -97,11 +96,11 @@ def explore_dataset(name: str, *, root: str | Path = Path("."), log: Log = print
     result = Exploration(dataset=name, split=split)
     shape = "×".join(str(s) for s in data.images.shape[1:])
 
-    gallery = out_dir / "gallery.png"
+    gallery = out_dir / paths.GALLERY_PNG
     if meta.get("label_type", "class") == "attributes":
         count = min(ATTRIBUTE_IMAGES, len(data.labels))
         captions, shown = _attribute_captions(data.labels[:count], classes)
-        result.sizes["gallery.png"] = figures.attribute_gallery_figure(
+        result.sizes[paths.GALLERY_PNG] = figures.attribute_gallery_figure(
             _display(data.images[:count]),
             captions,
             gallery,
@@ -111,13 +110,13 @@ def explore_dataset(name: str, *, root: str | Path = Path("."), log: Log = print
     else:
         drawn = classes[:MAX_CLASSES]
         more = f", first {len(drawn)} of {len(classes)} classes" if len(drawn) < len(classes) else ""
-        result.sizes["gallery.png"] = figures.class_gallery_figure(
+        result.sizes[paths.GALLERY_PNG] = figures.class_gallery_figure(
             _class_gallery(data.images, data.labels, drawn),
             drawn,
             gallery,
             title=f"{name}: first {split} images of each class ({shape}{more})",
         )
-    result.files["gallery.png"] = gallery
+    result.files[paths.GALLERY_PNG] = gallery
 
     gray = kernels.to_gray(np.array(data.images[0]))
     label = (
@@ -126,14 +125,14 @@ def explore_dataset(name: str, *, root: str | Path = Path("."), log: Log = print
         else f"{split} image 0"
     )
     result.filters = kernels.filter_panels(gray)
-    path = out_dir / "filters.png"
-    result.sizes["filters.png"] = figures.filters_figure(
+    path = out_dir / paths.FILTERS_PNG
+    result.sizes[paths.FILTERS_PNG] = figures.filters_figure(
         result.filters,
         {"vertical": kernels.VERTICAL_EDGE, "horizontal": kernels.HORIZONTAL_EDGE},
         path,
         title=f"{name}: hand-made 3×3 filters and 2×2 max pooling ({label}, in gray)",
     )
-    result.files["filters.png"] = path
+    result.files[paths.FILTERS_PNG] = path
 
     result.convolution = kernels.convolution_panels(gray, kernels.SOBEL_X)
     sobel = kernels.SOBEL_EXAMPLE
@@ -151,14 +150,14 @@ def explore_dataset(name: str, *, root: str | Path = Path("."), log: Log = print
             "value": float(kernels.correlate2d(by_hand["patch"], by_hand["kernel"])),
         },
     }
-    path = out_dir / "convolution.png"
-    result.sizes["convolution.png"] = figures.convolution_figure(
+    path = out_dir / paths.CONVOLUTION_PNG
+    result.sizes[paths.CONVOLUTION_PNG] = figures.convolution_figure(
         result.convolution,
         kernels.SOBEL_X,
         examples,
         path,
         title=f"{name}: cross-correlation vs convolution with Sobel Gx ({label}, in gray)",
     )
-    result.files["convolution.png"] = path
-    log(f"{name}: {', '.join(FILES)} written to {out_dir}/")
+    result.files[paths.CONVOLUTION_PNG] = path
+    log(f"{name}: {', '.join(paths.DATASET_PLOT_FILES)} written to {out_dir}/")
     return result
