@@ -58,7 +58,7 @@ CIFAR_PARAMS = params.get(params.load_params(Path(__file__).parents[1] / "params
 
 def cnnpipe_prepare(raw: Path, out: Path) -> tuple[int, float]:
     """Build the prepared arrays as the prepare stage does; return (training images, 0: nothing extracted)."""
-    prepare_dataset("cifar10", raw, out, CIFAR_PARAMS, log=lambda _: None)
+    prepare_dataset("cifar10", raw, out, **CIFAR_PARAMS, log=lambda _: None)
     count = sum(len(np.load(out / f"{split}.images.npy", mmap_mode="r")) for split in ("train", "valid"))
     return count, 0.0
 

@@ -73,8 +73,8 @@ def build_data(root: Path, mnist_train: int, celeba_train: int) -> None:
     }
     write_sample_mirror(mirror, sizes=sizes, datasets=["mnist", "celeba"], log=_quiet)
     prepared = root / "data" / "prepared"
-    prepare_dataset("mnist", mirror / "mnist", prepared / "mnist", {"valid_first": 100}, log=_quiet)
-    prepare_dataset("celeba", mirror / "celeba", prepared / "celeba", {}, log=_quiet)
+    prepare_dataset("mnist", mirror / "mnist", prepared / "mnist", valid_first=100, log=_quiet)
+    prepare_dataset("celeba", mirror / "celeba", prepared / "celeba", log=_quiet)
     subset_by_attribute(prepared / "celeba", prepared / "celeba_smile", "Smiling", {}, log=_quiet)
     for name in ("mnist", "celeba_smile"):
         compute_stats(prepared / name, root / "data" / "stats" / f"{name}.json")

@@ -25,7 +25,7 @@ def main() -> None:
     data = parse_data(values, ratio=in_zips)
     dataset = parse_dataset(values, args.dataset)
     limits = ArchiveLimits(**data.archive_limits())
-    prepare_dataset(args.dataset, paths.raw_dir(args.dataset), out, dataset.as_mapping(), limits=limits)
+    prepare_dataset(args.dataset, paths.raw_dir(args.dataset), out, **dataset.as_mapping(), limits=limits)
 
 
 if __name__ == "__main__":

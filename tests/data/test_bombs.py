@@ -237,7 +237,7 @@ def test_a_celeba_member_over_the_limit_fails_in_one_line_before_reading(mirror,
     out = tmp_path / "prepared" / "celeba"
 
     with pytest.raises(MemberTooLarge) as exc:
-        prepare_dataset("celeba", raw, out, {}, log=lambda _: None, limits=ArchiveLimits(max_member_mb=8))
+        prepare_dataset("celeba", raw, out, log=lambda _: None, limits=ArchiveLimits(max_member_mb=8))
 
     assert str(exc.value) == (
         f"{original}: member 'img_align_celeba/000002.jpg' declares 16 MiB uncompressed, over the limit "
@@ -263,7 +263,7 @@ def test_a_cifar_batch_over_the_limit_fails_before_it_is_unpickled(mirror, tmp_p
         ArchiveError, match=r"member 'cifar-10-batches-py/.*' declares 0\.\d MiB uncompressed"
     ):
         prepare_dataset(
-            "cifar10", mirror / "cifar10", out, {"valid_first": 10}, log=lambda _: None,
+            "cifar10", mirror / "cifar10", out, valid_first=10, log=lambda _: None,
             limits=ArchiveLimits(max_member_mb=0.01),
         )  # fmt: skip
     assert not out.parent.exists()

@@ -31,8 +31,8 @@ def root(mirror, tmp_path_factory) -> Path:
     """A workspace with mnist (gray, classes) and celeba (RGB, attributes) prepared from the mirror."""
     root = tmp_path_factory.mktemp("explore")
     prepared = root / "data" / "prepared"
-    prepare_dataset("mnist", mirror / "mnist", prepared / "mnist", {"valid_first": 20}, log=_quiet)
-    prepare_dataset("celeba", mirror / "celeba", prepared / "celeba", {}, workers=1, log=_quiet)
+    prepare_dataset("mnist", mirror / "mnist", prepared / "mnist", valid_first=20, log=_quiet)
+    prepare_dataset("celeba", mirror / "celeba", prepared / "celeba", workers=1, log=_quiet)
     return root
 
 

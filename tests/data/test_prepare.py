@@ -36,7 +36,7 @@ def _quiet(_: str) -> None:
 
 def _prepare(name, raw_dir, out_dir, params, **kwargs):
     lines: list[str] = []
-    prepare_dataset(name, raw_dir, out_dir, params, log=lines.append, **kwargs)
+    prepare_dataset(name, raw_dir, out_dir, **params, log=lines.append, **kwargs)
     return lines
 
 
@@ -155,7 +155,7 @@ def test_cifar10_batches_in_any_order_and_size(tmp_path, py2):
         raw / "cifar-10-python.tar.gz", [*members, ("data_batch_1", dump(batches["data_batch_1"]))]
     )
     out = tmp_path / "out"
-    prepare_dataset("cifar10", raw, out, {"valid_first": 9}, log=_quiet)  # 7 + 2 of data_batch_2
+    prepare_dataset("cifar10", raw, out, valid_first=9, log=_quiet)  # 7 + 2 of data_batch_2
     images = np.concatenate([batches[f"data_batch_{i}"]["data"] for i in range(1, 6)]).reshape(-1, 3, 32, 32)
     labels = np.concatenate([batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)])
     splits = _splits(out)
@@ -173,14 +173,14 @@ def test_cifar10_duplicate_batch_or_too_large_valid_first_leaves_nothing(mirror,
     raw = _copy_raw(mirror, "cifar10", tmp_path / "raw")
     out = tmp_path / "prepared" / "cifar10"
     with pytest.raises(ParamError) as exc:
-        prepare_dataset("cifar10", raw, out, {"valid_first": 100}, log=_quiet)
+        prepare_dataset("cifar10", raw, out, valid_first=100, log=_quiet)
     assert "must be below 100, the training images in" in _assert_clean_failure(exc, out)
     archive = raw / "cifar-10-python.tar.gz"
     with tarfile.open(archive) as tf:
         members = [(Path(m.name).name, tf.extractfile(m).read()) for m in tf if m.isfile()]
     _cifar_archive(archive, [*members, members[1]])
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+        prepare_dataset("cifar10", raw, out, valid_first=10, log=_quiet)
     assert f"{members[1][0]}: found twice" in _assert_clean_failure(exc, out)
 
 
@@ -207,7 +207,7 @@ def test_cifar10_duplicate_batch_or_too_large_valid_first_leaves_nothing(mirror,
 def test_valid_first_out_of_range(mirror, tmp_path, name, value, message):
     out = tmp_path / "prepared" / name
     with pytest.raises(ParamError) as exc:
-        prepare_dataset(name, mirror / name, out, {"valid_first": value}, log=_quiet)
+        prepare_dataset(name, mirror / name, out, valid_first=value, log=_quiet)
     assert _assert_clean_failure(exc, out).startswith(message)
 
 
@@ -240,7 +240,7 @@ def test_bad_idx_files_fail_cleanly(mirror, tmp_path, file, content, error, expe
     (raw / file).write_bytes(content)
     out = tmp_path / "prepared" / "mnist"
     with pytest.raises(error) as exc:
-        prepare_dataset("mnist", raw, out, {"valid_first": 10}, log=_quiet)
+        prepare_dataset("mnist", raw, out, valid_first=10, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert expected in message and file in message
 
@@ -250,7 +250,7 @@ def test_count_mismatch_names_both_files(mirror, tmp_path):
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(_idx(np.zeros(39, np.uint8), 0x801))
     out = tmp_path / "prepared" / "mnist"
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset("mnist", raw, out, {"valid_first": 10}, log=_quiet)
+        prepare_dataset("mnist", raw, out, valid_first=10, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert "t10k-images-idx3-ubyte.gz holds 40 images" in message
     assert "t10k-labels-idx1-ubyte.gz holds 39 labels" in message
@@ -261,19 +261,19 @@ def test_missing_raw_file(mirror, tmp_path):
     (raw / "t10k-labels-idx1-ubyte.gz").unlink()
     out = tmp_path / "prepared" / "fashion_mnist"
     with pytest.raises(DataFormatError, match=r"t10k-labels-idx1-ubyte\.gz is missing") as exc:
-        prepare_dataset("fashion_mnist", raw, out, {"valid_first": 10}, log=_quiet)
+        prepare_dataset("fashion_mnist", raw, out, valid_first=10, log=_quiet)
     _assert_clean_failure(exc, out)
 
 
 def test_truncated_cifar_archive_fails_cleanly_and_keeps_previous_output(mirror, tmp_path):
     raw = _copy_raw(mirror, "cifar10", tmp_path / "raw")
     out = tmp_path / "prepared" / "cifar10"
-    prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+    prepare_dataset("cifar10", raw, out, valid_first=10, log=_quiet)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     archive = raw / "cifar-10-python.tar.gz"
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
     with pytest.raises(ArchiveError) as exc:
-        prepare_dataset("cifar10", raw, out, {"valid_first": 10}, log=_quiet)
+        prepare_dataset("cifar10", raw, out, valid_first=10, log=_quiet)
     assert "\n" not in str(exc.value) and str(archive) in str(exc.value)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
     assert [p.name for p in out.parent.iterdir()] == ["cifar10"]  # no temporaries beside it
@@ -285,7 +285,7 @@ def test_truncated_cifar_archive_fails_cleanly_and_keeps_previous_output(mirror,
 @pytest.fixture(scope="module")
 def celeba_prepared(mirror, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("celeba") / "celeba"
-    prepare_dataset("celeba", mirror / "celeba", out, {}, workers=3, log=_quiet)
+    prepare_dataset("celeba", mirror / "celeba", out, workers=3, log=_quiet)
     return out
 
 
@@ -316,7 +316,7 @@ def test_celeba_equals_torchvision(mirror, sample_sizes, celeba_prepared, tmp_pa
 
 def test_celeba_is_the_same_with_one_worker(mirror, celeba_prepared, tmp_path):
     out = tmp_path / "celeba"
-    prepare_dataset("celeba", mirror / "celeba", out, {}, workers=1, log=_quiet)
+    prepare_dataset("celeba", mirror / "celeba", out, workers=1, log=_quiet)
     for split in SPLITS:
         assert (out / f"{split}.images.npy").read_bytes() == (
             celeba_prepared / f"{split}.images.npy"
@@ -343,14 +343,14 @@ def test_celeba_missing_member_attribute_row_and_corrupt_jpeg(mirror, tmp_path):
 
     _rewrite_zip(original, zip_path, drop="img_align_celeba/000033.jpg")
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset("celeba", raw, out, {}, log=_quiet)
+        prepare_dataset("celeba", raw, out, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert str(zip_path) in message and "img_align_celeba/000033.jpg" in message
 
     jpeg = zipfile.ZipFile(original).read("img_align_celeba/000041.jpg")
     _rewrite_zip(original, zip_path, replace={"img_align_celeba/000041.jpg": jpeg[: len(jpeg) // 3]})
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset("celeba", raw, out, {}, workers=2, log=_quiet)
+        prepare_dataset("celeba", raw, out, workers=2, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert "img_align_celeba/000041.jpg is not a readable image" in message
 
@@ -359,7 +359,7 @@ def test_celeba_missing_member_attribute_row_and_corrupt_jpeg(mirror, tmp_path):
     lines = attr.read_text().splitlines()
     attr.write_text("\n".join([str(int(lines[0]) - 1), lines[1], *lines[2:6], *lines[7:]]) + "\n")
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset("celeba", raw, out, {}, log=_quiet)
+        prepare_dataset("celeba", raw, out, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert "list_attr_celeba.txt: no attribute row for 000005.jpg" in message
 
@@ -371,7 +371,7 @@ def test_celeba_missing_member_attribute_row_and_corrupt_jpeg(mirror, tmp_path):
 def horses_prepared(mirror, tmp_path_factory) -> tuple[Path, list[str]]:
     out = tmp_path_factory.mktemp("hoh") / "horse_or_human"
     lines: list[str] = []
-    prepare_dataset("horse_or_human", mirror / "horse_or_human", out, IMAGEFOLDER_PARAMS, log=lines.append)
+    prepare_dataset("horse_or_human", mirror / "horse_or_human", out, **IMAGEFOLDER_PARAMS, log=lines.append)
     return out, lines
 
 
@@ -412,7 +412,7 @@ def test_horse_or_human_equals_torchvision_with_split(mirror, horses_prepared, t
 def test_rps_wrapper_folder_square_size_and_no_valid(mirror, tmp_path):
     out = tmp_path / "rps"
     params = {"image_size": 24, "valid_fraction": 0, "split_seed": 0}
-    prepare_dataset("rps", mirror / "rps", out, params, workers=2, log=_quiet)
+    prepare_dataset("rps", mirror / "rps", out, **params, workers=2, log=_quiet)
     splits = _splits(out)
     for split, zip_name, top in (("train", "rps.zip", "rps"), ("test", "rps-test-set.zip", "rps-test-set")):
         root = safe_extract(mirror / "rps" / zip_name, tmp_path / split) / top
@@ -471,7 +471,7 @@ def test_corrupt_images_are_skipped_and_listed(mirror, tmp_path):
     assert not set(broken) & set(files["train"])
     # The readable rest is exactly what the untouched archive gives.
     reference = tmp_path / "reference"
-    prepare_dataset("horse_or_human", mirror / "horse_or_human", reference, params, log=_quiet)
+    prepare_dataset("horse_or_human", mirror / "horse_or_human", reference, **params, log=_quiet)
     expected = _splits(reference)
     for split, (images, labels) in _splits(out).items():
         np.testing.assert_array_equal(images, expected[split][0])
@@ -546,9 +546,7 @@ def test_class_in_test_but_not_in_train(mirror, tmp_path):
         zf.writestr("rps-test-set/lizard/l1.png", _png_bytes(np.random.default_rng(4), "RGB"))
     out = tmp_path / "prepared" / "rps"
     with pytest.raises(DataFormatError) as exc:
-        prepare_dataset(
-            "rps", raw, out, {"image_size": 8, "valid_fraction": 0.2, "split_seed": 1}, log=_quiet
-        )
+        prepare_dataset("rps", raw, out, image_size=8, valid_fraction=0.2, split_seed=1, log=_quiet)
     message = _assert_clean_failure(exc, out)
     assert "rps-test-set.zip" in message and "'lizard'" in message
     assert "(paper, rock, scissors)" in message
@@ -582,13 +580,13 @@ def test_class_in_test_but_not_in_train(mirror, tmp_path):
 def test_imagefolder_param_errors(mirror, tmp_path, params, message):
     out = tmp_path / "prepared" / "rps"
     with pytest.raises(ParamError) as exc:
-        prepare_dataset("rps", mirror / "rps", out, params, log=_quiet)
+        prepare_dataset("rps", mirror / "rps", out, **params, log=_quiet)
     assert _assert_clean_failure(exc, out).startswith(message)
 
 
 def test_unknown_dataset(tmp_path):
     with pytest.raises(ParamError, match="unknown dataset 'svhn'"):
-        prepare_dataset("svhn", tmp_path, tmp_path / "out", {}, log=_quiet)
+        prepare_dataset("svhn", tmp_path, tmp_path / "out", log=_quiet)
 
 
 # ------------------------------------------------------------------ stratified split

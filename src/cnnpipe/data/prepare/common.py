@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,9 @@ Log = Callable[[str], Any]
 _OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
-def _valid_first(name: str, params: Mapping[str, Any], n_train: int | None, train_file: str) -> int:
+def _valid_first(name: str, value: Any, n_train: int | None, train_file: str) -> int:
     """``datasets.<name>.valid_first``, checked against ``n_train`` unless that is not known yet."""
     key = f"datasets.{name}.valid_first"
-    value = params.get("valid_first")
     value = integer(value, key, 0)
     if n_train is not None and value >= n_train:
         raise param_error(key, f"must be below {n_train}, the training images in {train_file}", value)

@@ -23,9 +23,8 @@ leaves no partial output behind; a full disk is one line naming the dataset.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from cnnpipe import checks
 from cnnpipe.data.archives import ArchiveLimits
@@ -40,26 +39,30 @@ def prepare_dataset(
     name: str,
     raw_dir: Path,
     out_dir: Path,
-    params: Mapping[str, Any],
     *,
+    valid_first: int | None = None,
+    image_size: int | Sequence[int] | None = None,
+    valid_fraction: float | None = None,
+    split_seed: int | None = None,
     workers: int | None = None,
     log: Log = print,
     limits: ArchiveLimits | None = None,
 ) -> None:
     """Dispatch on ``SOURCES[name].kind`` and write the prepared directory atomically.
 
-    ``raw_dir`` holds the upstream files under their upstream names; ``params`` is
-    ``datasets.<name>`` from params.yaml; ``workers`` is the number of image-decoding
-    threads (default: one per CPU); ``limits`` bound what archive members may inflate to
-    (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
+    ``raw_dir`` holds the upstream files under their upstream names. The settings are the keys
+    of ``datasets.<name>`` in params.yaml: ``valid_first`` for the IDX and CIFAR sets,
+    ``image_size``, ``valid_fraction`` and ``split_seed`` for the ImageFolder sets. ``workers`` is
+    the number of image-decoding threads (default: one per CPU); ``limits`` bound what archive
+    members may inflate to (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
     """
     source = get_source(name)
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     limits = limits or ArchiveLimits()
     if source.kind == "idx":
-        _prepare_idx(name, raw_dir, out_dir, params, log, limits)
+        _prepare_idx(name, raw_dir, out_dir, valid_first, log, limits)
     elif source.kind == "cifar":
-        _prepare_cifar(name, raw_dir, out_dir, params, log, limits)
+        _prepare_cifar(name, raw_dir, out_dir, valid_first, log, limits)
     elif source.kind == "celeba":
         _prepare_celeba(name, raw_dir, out_dir, workers, log, limits)
     elif source.kind == "imagefolder":
@@ -70,9 +73,9 @@ def prepare_dataset(
             name,
             {"train": (_require(raw_dir / train_file), ""), "test": (_require(raw_dir / test_file), "")},
             out_dir,
-            size=checks.image_size(params.get("image_size"), f"{where}.image_size"),
-            valid_fraction=checks.fraction(params.get("valid_fraction"), f"{where}.valid_fraction"),
-            split_seed=checks.integer(params.get("split_seed"), f"{where}.split_seed", 0),
+            size=checks.image_size(image_size, f"{where}.image_size"),
+            valid_fraction=checks.fraction(valid_fraction, f"{where}.valid_fraction"),
+            split_seed=checks.integer(split_seed, f"{where}.split_seed", 0),
             workers=workers,
             log=log,
             meta={"source": [train_file, test_file]},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,12 @@ def _write_leading_valid(
 
 
 def _prepare_idx(
-    name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log, limits: ArchiveLimits
+    name: str, raw_dir: Path, out_dir: Path, valid_first: int | None, log: Log, limits: ArchiveLimits
 ) -> None:
     classes = IDX_CLASSES[name]
     train = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["train"]), len(classes), limits)
     test = _read_idx_pair(*(raw_dir / f for f in IDX_FILES["test"]), len(classes), limits)
-    n_valid = _valid_first(name, params, len(train[0]), IDX_FILES["train"][0])
+    n_valid = _valid_first(name, valid_first, len(train[0]), IDX_FILES["train"][0])
     size = sum(a.nbytes for pair in (train, test) for a in pair)
     with PreparedWriter(out_dir, expected_bytes=size) as writer:
         _write_leading_valid(writer, train, test, n_valid)
@@ -83,10 +83,10 @@ def _gzip_size(path: Path) -> int | None:
 
 
 def _prepare_cifar(
-    name: str, raw_dir: Path, out_dir: Path, params: Mapping[str, Any], log: Log, limits: ArchiveLimits
+    name: str, raw_dir: Path, out_dir: Path, valid_first: int | None, log: Log, limits: ArchiveLimits
 ) -> None:
     archive = _require(raw_dir / CIFAR_FILE)
-    n_valid = _valid_first(name, params, None, CIFAR_FILE)
+    n_valid = _valid_first(name, valid_first, None, CIFAR_FILE)
     # The prepared arrays take about what the tar inside the gzip does (pixels and labels).
     with PreparedWriter(out_dir, expected_bytes=_gzip_size(archive)) as writer:
         # Batches are written as the archive is read; the first n_valid images go to valid.
@@ -96,7 +96,7 @@ def _prepare_cifar(
             archive, lambda split, i, images, labels: route[split].add(i, images, labels), limits
         )
         n_train = valid.count + train.count
-        _valid_first(name, params, n_train, CIFAR_FILE)
+        _valid_first(name, valid_first, n_train, CIFAR_FILE)
         writer.set_classes(classes, dataset=name, source=[CIFAR_FILE], valid_first=n_valid)
     _log_counts(log, name, out_dir, n_train - n_valid, n_valid, test.count)
 
