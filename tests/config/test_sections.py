@@ -27,7 +27,9 @@ def test_every_section_of_params_yaml_parses():
     smile = parse_subset(PARAMS, "celeba_smile")
     assert smile.sizes == {"train": 16000, "valid": 1000, "test": None} and smile.attribute == "Smiling"
     assert parse_evaluate(PARAMS) == EvaluateSettings(batch_size=256, grid_images=16, worst_images=16)
-    assert parse_run(PARAMS) == RunSettings("auto", None, DistributedSettings(1, 1, None))
+    assert parse_run(PARAMS) == RunSettings(
+        device="auto", max_epochs=None, distributed=DistributedSettings(1, 1, None)
+    )
 
 
 def test_absent_limits_keep_the_library_defaults_and_ratio_can_stay_unread():
@@ -55,7 +57,11 @@ def test_absent_limits_keep_the_library_defaults_and_ratio_can_stay_unread():
         (parse_evaluate, {"evaluate": {"batch_size": 0, "grid_images": 1, "worst_images": 1}},
          "evaluate.batch_size: must be an integer >= 1, got 0"),
         (parse_evaluate, {"evaluate": {"batch_size": 8, "grid_images": 1}}, "evaluate.worst_images: missing"),
-        (parse_run, {"run": {"device": "gpu"}}, "run.device: expected auto, cpu, cuda or mps, got 'gpu'"),
+        (
+            parse_run,
+            {"run": {"device": "gpu"}},
+            "run.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'",
+        ),
     ],
 )  # fmt: skip
 def test_bad_values_are_one_line_naming_the_full_key(parse, params, expected):

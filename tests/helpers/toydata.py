@@ -85,7 +85,10 @@ def toy_params(
         "train": settings,
         **model,
     }
-    return {"run": {"device": "cpu", "max_epochs": None}, "models": {name: entry}}
+    return {
+        "run": {"device": "cpu", "amp": "auto", "compile": False, "max_epochs": None},
+        "models": {name: entry},
+    }
 
 
 def write_params(root: Path, params: dict[str, Any]) -> Path:

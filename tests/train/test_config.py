@@ -72,7 +72,7 @@ def test_bad_model_values_name_the_key(path, value, expected):
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        ("run.device", "gpu", "run.device: expected auto, cpu, cuda or mps, got 'gpu'"),
+        ("run.device", "gpu", "run.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
         ("run.max_epochs", 0, "run.max_epochs: must be an integer >= 1"),
     ],
 )

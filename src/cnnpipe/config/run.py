@@ -1,6 +1,7 @@
 """``run`` of params.yaml: the settings every train stage shares, validated into dataclasses.
 
-``run.device`` (auto, cpu, cuda or mps), ``run.max_epochs`` (a cap on every model's epochs,
+``run.device`` (auto, cpu, cuda, cuda:N or mps), ``run.amp`` (auto, bf16, fp16 or off),
+``run.compile`` (torch.compile the model), ``run.max_epochs`` (a cap on every model's epochs,
 null for none) and the launcher settings ``run.distributed``.
 """
 
@@ -10,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnpipe.checks import choice, integer, mapping, param_error, section
+from cnnpipe.checks import choice, flag, integer, mapping, param_error, section
 from cnnpipe.errors import ParamError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 DISTRIBUTED_KEYS = ("nproc_per_node", "nnodes", "rdzv_endpoint")
 
 
@@ -38,11 +40,20 @@ class DistributedSettings:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """``run``: the device, the epoch cap and the DDP launcher."""
+    """``run``: the device, mixed precision, compilation, the epoch cap and the DDP launcher."""
 
     device: str = "auto"
+    amp: str = "auto"
+    compile: bool = False
     max_epochs: int | None = None
     distributed: DistributedSettings = field(default_factory=DistributedSettings)
+
+
+def _device(value: Any, key: str) -> str:
+    """One of :data:`DEVICES`, or ``cuda:N`` (a GPU by index, for runs pinned side by side)."""
+    if value in DEVICES or (isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise param_error(key, "expected auto, cpu, cuda, cuda:N or mps", value)
 
 
 def _endpoint(value: Any, key: str) -> str:
@@ -78,7 +89,9 @@ def parse_run(params: Mapping[str, Any]) -> RunSettings:
     run = section(params, "run")
     max_epochs = run.get("max_epochs")
     return RunSettings(
-        device=choice(run.get("device", "auto"), "run.device", DEVICES),
+        device=_device(run.get("device", "auto"), "run.device"),
+        amp=choice(run.get("amp", "auto"), "run.amp", AMP_MODES),
+        compile=flag(run.get("compile", False), "run.compile"),
         max_epochs=None if max_epochs is None else integer(max_epochs, "run.max_epochs", 1),
         distributed=parse_distributed(params),
     )

@@ -93,6 +93,8 @@ class TrainConfig:
     train: TrainSettings
     epochs: int  # train.epochs capped by run.max_epochs
     device: str  # run.device
+    amp: str  # run.amp
+    compile: bool  # run.compile
     model_params: dict[str, Any]  # the raw models.<name> mapping (part of the checkpoint fingerprint)
 
     @property
@@ -170,7 +172,7 @@ def parse_dataset_name(params: Mapping[str, Any], name: str) -> str:
 
 
 def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
-    """Validate ``models.<name>`` plus ``run.device`` / ``run.max_epochs`` from the whole params mapping."""
+    """Validate ``models.<name>`` plus ``run.device`` / ``amp`` / ``compile`` / ``max_epochs`` of params."""
     key = f"models.{name}"
     model = _model_entry(params, name)
     dataset = parse_dataset_name(params, name)
@@ -190,5 +192,7 @@ def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
         train=train,
         epochs=min(train.epochs, run.max_epochs) if run.max_epochs is not None else train.epochs,
         device=run.device,
+        amp=run.amp,
+        compile=run.compile,
         model_params=copy.deepcopy(dict(model)),
     )

@@ -264,6 +264,8 @@ def evaluate_model(
     info: dict[str, Any] = {"model": name, "dataset": dataset, "split": split, "n_test": len(labels)}
     if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
         info["backbone_weights"] = trained.extra["weights"]
+    if "device_warning" in trained.extra:  # the train stage fell back to the CPU: say so beside the metrics
+        info["device_warning"] = trained.extra["device_warning"]
     info["classes"] = list(trained.classes)
     metrics: dict[str, Any] = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
     metrics.update(_last_epoch(paths.live_summary_file(name, root)))

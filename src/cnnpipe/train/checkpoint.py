@@ -83,13 +83,15 @@ def checkpoint_state(
     history: list[dict[str, Any]],
     rng: Mapping[str, Any],
     device: str,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint holds after the last epoch of ``history``: every state needed to resume.
 
     ``scheduler`` is anything with a ``state_dict()`` (the run's schedule); ``rng`` every global
-    RNG state; ``device`` the device type it was trained on.
+    RNG state; ``device`` the device type it was trained on; ``scaler`` fp16's loss scaler
+    (its scale is part of the training state; absent for bf16 and float32 runs).
     """
-    return {
+    state = {
         "fingerprint": fingerprint,
         "name": name,
         "epoch": int(history[-1]["epoch"]),
@@ -101,6 +103,9 @@ def checkpoint_state(
         "rng": rng,
         "device": device,
     }
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return state
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:

@@ -105,6 +105,11 @@ def is_worker(environ: Mapping[str, str] = os.environ) -> bool:
 def _device_for(request: str, nproc_per_node: int) -> torch.device:
     """The device kind the workers will use, checked against ``nproc_per_node``."""
     device = devices.select_device(request)
+    if device.index is not None and nproc_per_node > 1:
+        raise ParamError(
+            f"run.device: {request!r} pins one GPU, but {nproc_per_node} processes use one GPU each; "
+            "set run.device: cuda (or auto)"
+        )
     if device.type == "mps":
         raise ParamError(
             f"{KEY}: several processes need CUDA (NCCL) or the CPU (gloo), not Apple MPS; "

@@ -122,7 +122,7 @@ def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") 
         for i, (inputs, labels) in enumerate(
             iterate_batches(data.train, shards, data.train_pipeline, device, generator)
         ):
-            with devices.autocast(device):
+            with devices.autocast(device, rt.amp):
                 logits, aux_logits = split_aux(step_model(inputs))
                 if len(labels):
                     loss = rt.loss_fn(logits, labels)
@@ -141,8 +141,13 @@ def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") 
             if penalty is not None:
                 objective = objective + penalty
             rt.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            rt.optimizer.step()
+            if rt.scaler is None:
+                objective.backward()
+                rt.optimizer.step()
+            else:  # fp16: scale the loss against underflow, skip steps whose gradients overflowed
+                rt.scaler.scale(objective).backward()
+                rt.scaler.step(rt.optimizer)
+                rt.scaler.update()
             schedule.after_batch()
             if len(labels):
                 loss_sum += loss.detach().float() * len(labels)
@@ -167,6 +172,7 @@ def evaluate(
     device: torch.device,
     batch_size: int,
     dist: Distributed | None = None,
+    amp: str = "off",
 ) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``split`` through the (deterministic) eval pipeline.
 
@@ -179,7 +185,7 @@ def evaluate(
     if dist is not None:
         batches = batches[dist.rank :: dist.world_size]
     for inputs, labels in iterate_batches(split, batches, pipeline, device):
-        with devices.autocast(device):
+        with devices.autocast(device, amp):
             logits = model(inputs)
             loss = loss_fn(logits, labels)
         loss_sum += loss.float() * len(labels)
@@ -258,6 +264,8 @@ def _resume_point(rt: Runtime, schedule: Schedule, print_: Log, fp: str) -> tupl
     rt.model.load_state_dict(state["model"])
     rt.optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["scheduler"])
+    if rt.scaler is not None and "scaler" in state:
+        rt.scaler.load_state_dict(state["scaler"])
     devices.set_rng_state(state["rng"])
     if done < epochs:
         print_(f"resuming {name} from epoch {done + 1}/{epochs}")
@@ -277,7 +285,10 @@ def _outcome(rt: Runtime, history: list[dict[str, Any]]) -> dict[str, Any]:
         "last": dict(history[-1]),
         "seed": config.train.seed,
         "device": rt.device.type,
+        "amp": rt.amp,
     }
+    if rt.device_warning:
+        outcome["device_warning"] = rt.device_warning
     if isinstance(config.arch, TransferArch):
         outcome["weights"] = weights_label(config.arch)
     return outcome
@@ -368,7 +379,7 @@ def validate(rt: Runtime) -> dict[str, float]:
     config, data = rt.config, rt.data
     eval_batch = max(config.train.batch_size, MIN_EVAL_BATCH)
     return evaluate(rt.model, data.valid, data.eval_pipeline, rt.loss_fn, config.train.loss, rt.device,
-                    eval_batch, rt.dist)  # fmt: skip
+                    eval_batch, rt.dist, amp=rt.amp)  # fmt: skip
 
 
 def checkpoint_epoch(rt: Runtime, live, schedule: Schedule, fp: str, history: list[dict[str, Any]]) -> None:
@@ -387,6 +398,7 @@ def checkpoint_epoch(rt: Runtime, live, schedule: Schedule, fp: str, history: li
         history=history,
         rng=devices.rng_state(),
         device=rt.device.type,
+        scaler=rt.scaler,
     )
     save_checkpoint(rt.paths.checkpoint, state)
 

@@ -74,6 +74,7 @@ def lr_range_test(
     batches_per_lr: int = 2,
     l2: float = 0.0,
     device: torch.device | None = None,
+    amp: str = "off",
 ) -> LRFindResult:
     """Run the sweep on ``model`` with ``optimizer``; ``batches`` must yield enough (inputs, labels).
 
@@ -103,7 +104,7 @@ def lr_range_test(
                 if batch is None:
                     break
                 inputs, labels = batch
-                with devices.autocast(device):
+                with devices.autocast(device, amp):
                     loss = loss_fn(split_aux(model(inputs))[0], labels)  # Inception's aux head aside
                 objective = loss.float()
                 penalty = l2_penalty(model, l2)
@@ -177,6 +178,7 @@ def lr_find(
         batches_per_lr=batches_per_lr,
         l2=rt.config.train.l2,
         device=rt.device,
+        amp="off" if rt.amp == "fp16" else rt.amp,  # fp16 needs the loss scaler a sweep has no use for
     )
     log(
         f"{name}: lr range test over {len(result.lrs)} rates ({result.lrs[0]:.1e}..{result.lrs[-1]:.1e}); "

@@ -61,10 +61,16 @@ class Runtime:
     loss_fn: LossFn
     dist: Distributed | None = None  # this worker's process group; None in a single-process run
     ddp: nn.Module | None = None  # ``model`` wrapped in DistributedDataParallel when ``dist`` is set
+    amp: str = "off"  # the autocast mode run.amp resolved to on this device: bf16, fp16 or off
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaler
+    compiled: nn.Module | None = None  # torch.compile of the step model (run.compile: true)
+    device_warning: str | None = None  # why run.device auto fell back to the CPU, if it did
 
     @property
     def step_model(self) -> nn.Module:
-        """What a training step calls: the DDP wrapper (it averages gradients), else ``model``."""
+        """What a training step calls: compiled (run.compile), else the DDP wrapper, else ``model``."""
+        if self.compiled is not None:
+            return self.compiled
         return self.model if self.ddp is None else self.ddp
 
     @property
@@ -173,6 +179,10 @@ def build_runtime(
     paths = RunPaths.of(Path(root), config.name, config.dataset)
     data = open_data(config, paths, log)
     device = devices.select_device(config.device) if dist is None else dist.device
+    device_warning = devices.cpu_fallback_warning(config.device, device)
+    if device_warning:
+        log(f"warning: {device_warning}")
+    amp = devices.resolve_amp(config.amp, device)
     devices.configure(device)
     devices.seed_everything(config.train.seed)
     model = build_network(config.arch, key=f"{config.key}.arch").to(device)
@@ -187,6 +197,8 @@ def build_runtime(
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # The state dict stays the plain module's: only the step calls go through the compiled graph.
+    compiled = torch.compile(model if ddp is None else ddp) if config.compile else None
     return Runtime(
         config=config,
         paths=paths,
@@ -197,4 +209,8 @@ def build_runtime(
         loss_fn=build_loss(config.train.loss),
         dist=dist,
         ddp=ddp,
+        amp=amp,
+        scaler=devices.grad_scaler(device, amp),
+        compiled=compiled,
+        device_warning=device_warning,
     )
