@@ -68,7 +68,7 @@ def cpu_fallback_warning(request: str, device: torch.device) -> str | None:
     return (
         f"run.device auto: an NVIDIA driver is loaded but PyTorch {torch.__version__} ({build}) "
         "cannot use it, so this run trains on the CPU; install the torch build that matches the "
-        'driver (README, "GPU") or set run.device: cpu to silence this'
+        "driver (docs/gpu.md) or set run.device: cpu to silence this"
     )
 
 
