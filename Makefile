@@ -8,13 +8,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 SAMPLE_MIRROR ?= data/sample_mirror
 DEMO_EPOCHS   ?= 10
-# The sample mirror is small, so the validation splits taken from train are shrunk to fit and
+# The sample mirror is small, so MNIST's validation split taken from train is shrunk to fit and
 # every model trains for at most DEMO_EPOCHS epochs (smile_cnn, whose loss sits on a plateau
 # for its first two to four epochs, takes smaller batches to get past it sooner).
 SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
                  -S datasets.mnist.valid_first=200 \
-                 -S datasets.fashion_mnist.valid_first=200 \
-                 -S datasets.cifar10.valid_first=200 \
                  -S run.max_epochs=$(DEMO_EPOCHS) \
                  -S models.smile_cnn.train.batch_size=16
 # Transfer models: no pretrained weights can be downloaded offline, so the demo trains them from

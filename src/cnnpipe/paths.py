@@ -117,17 +117,17 @@ class RunPaths:
     """Where a model's training run reads and writes."""
 
     prepared: Path  # data/prepared/<dataset>/
-    stats: Path  # data/stats/<dataset>.json
+    stats: Path  # data/stats/<stats_from>.json (the model's own dataset unless stated)
     model_dir: Path  # models/<name>/
     live_dir: Path  # dvclive/<name>/
     plots_dir: Path  # plots/<name>/
 
     @classmethod
-    def of(cls, root: Path, name: str, dataset: str) -> RunPaths:
-        """The paths of model ``name`` trained on ``dataset``, under ``root``."""
+    def of(cls, root: Path, name: str, dataset: str, stats_from: str | None = None) -> RunPaths:
+        """The paths of model ``name`` trained on ``dataset`` (statistics of ``stats_from``)."""
         return cls(
             prepared=prepared_dir(dataset, root),
-            stats=stats_file(dataset, root),
+            stats=stats_file(stats_from or dataset, root),
             model_dir=model_dir(name, root),
             live_dir=live_dir(name, root),
             plots_dir=plots_dir(name, root),

@@ -78,6 +78,7 @@ def toy_params(
         settings["loss"] = "bce"
     entry = {
         "dataset": dataset,
+        "stats_from": dataset,
         "arch": arch,
         "normalize": "stats",
         "augment": [],

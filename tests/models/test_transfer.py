@@ -175,7 +175,7 @@ def test_imagenet_normalization_is_what_the_weights_expect(backbone):
     [
         ({"backbone": "vgg99"}, "models.m.arch.backbone: expected one of inception_v3"),
         ({"weights": "IMAGENET1K_V9"}, "arch.weights: resnet18 weights are IMAGENET1K_V1, DEFAULT or none"),
-        ({"freeze": "layer9"}, "no top-level module 'layer9'; use none, backbone or one of conv1, bn1"),
+        ({"freeze": "layer9"}, "no top-level module 'layer9'; use none, backbone, until_param:<name> or one"),
         ({"aux_logits": True}, "only Inception-V3 has auxiliary logits"),
         ({"input": [1, 64, 64]}, "takes 3-channel (RGB) images"),
         ({"weights_file": "w.pth"}, "weights_file: is set but models.m.arch.weights is none"),

@@ -203,11 +203,13 @@ def test_checkpoint_from_other_params_or_data_is_not_resumed(toy_root, change):
     assert not any(line.startswith("resuming") for line in lines)
 
 
-def test_empty_valid_split_falls_back_to_test(tmp_path):
+def test_empty_valid_split_validates_on_test(tmp_path):
+    """valid_first / valid_fraction 0 is a first-class choice (the sources' split): no warning."""
     root = _workspace(tmp_path, "novalid", sizes=(96, 0, 24))
     lines: list[str] = []
     summary = train_model(parse_config(NAME, toy_params(train={"epochs": 2})), root=root, log=_quiet(lines))
-    assert any(line.startswith("warning: toy has no validation images") for line in lines)
+    assert f"{NAME}: toy has no valid split; validating on the test split" in lines
+    assert not any("warning" in line for line in lines), lines
     assert summary["valid_split"] == "test"
     assert all(0 <= e["val_acc"] <= 1 and e["val_loss"] > 0 for e in summary["history"])
     assert len(_live(root)["val/acc"].splitlines()) == 3

@@ -34,7 +34,7 @@ from cnnpipe.transforms.spec import build_transform
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "nll", "bce")
-MODEL_KEYS = ("dataset", "arch", "normalize", "augment", "eval_transform", "train")
+MODEL_KEYS = ("dataset", "stats_from", "arch", "normalize", "augment", "eval_transform", "train")
 TRAIN_KEYS = (
     "optimizer",
     "lr",
@@ -85,6 +85,7 @@ class TrainConfig:
 
     name: str
     dataset: str
+    stats_from: str  # whose data/stats/<dataset>.json ``normalize: stats`` reads (default: dataset)
     arch: AnyArch  # a from-scratch Arch or a TransferArch (backbone)
     arch_params: dict[str, Any]  # as written in params.yaml (stored in model.pt)
     normalize: Any
@@ -184,6 +185,9 @@ def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(
         name=name,
         dataset=dataset,
+        stats_from=name_like(
+            model.get("stats_from", dataset), f"{key}.stats_from", "expected a dataset name like cifar10"
+        ),
         arch=arch,
         arch_params=copy.deepcopy(dict(model["arch"])),
         normalize=copy.deepcopy(model.get("normalize", "stats")),

@@ -6,10 +6,13 @@ tells it apart from a from-scratch architecture (:mod:`cnnpipe.models.zoo`)::
     backbone: inception_v3      # inception_v3 | squeezenet1_0 | squeezenet1_1 | resnet18 ... resnet152
     weights: IMAGENET1K_V1      # a member of torchvision's weights enum (or DEFAULT); none = random init
     weights_file: null          # a local copy of those weights; null = torchvision's cache (TORCH_HOME)
-    freeze: Mixed_7c            # none | backbone (all but the new head) | a top-level module name:
-                                #   freeze it and everything registered before it
+    freeze: until_param:Mixed_7c  # none | backbone (all but the new head) | a top-level module
+                                #   name: freeze it and everything registered before it |
+                                #   until_param:<text>: the source's loop over named_parameters(),
+                                #   frozen up to and including the first whose name contains <text>
     hidden: [1024]              # hidden linear layers of the new head (ReLU after each)
     dropout: 0.0                # dropout before each linear layer of the new head
+    backbone_dropout: 0.5       # Inception only: torchvision's own dropout before fc (0.5 as built)
     aux_logits: true            # Inception only: train the auxiliary classifier too
     aux_weight: 0.4             # Inception only: loss = main + aux_weight * auxiliary
     input: [3, 299, 299]        # C, H, W the network is fed (299 for Inception, 224 for the others)
@@ -20,6 +23,11 @@ Heads, as the SPEC sources build them: Inception's ``fc`` becomes
 its ``AuxLogits.fc`` a linear 768→n; SqueezeNet's ``classifier[1]`` becomes a 1×1 convolution
 512→n (its ``classifier[0]`` dropout takes ``dropout``; no hidden layers) and ``num_classes`` is
 updated; ResNet's ``fc`` becomes the same kind of MLP head as Inception's.
+
+With ``until_param:`` the freeze is literal, as the source's loop is: whatever comes after the
+first matching parameter trains (for ``until_param:Mixed_7c``, the rest of Mixed_7c and ``fc``)
+and whatever comes before it is frozen, Inception's auxiliary head included (it branches off
+Mixed_6e, so under that freeze its loss reaches no trainable parameter).
 
 Frozen parameters get ``requires_grad=False`` and, for pretrained weights, frozen BatchNorm
 layers stay in eval mode during training (their running statistics are the pretrained ones),
@@ -62,6 +70,7 @@ TRANSFER_KEYS = (
     "freeze",
     "hidden",
     "dropout",
+    "backbone_dropout",
     "aux_logits",
     "aux_weight",
     "input",
@@ -77,6 +86,8 @@ HEAD_PREFIXES = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30
+# ``freeze: until_param:<text>``: freeze in named_parameters() order through the first name holding <text>.
+UNTIL_PARAM = "until_param:"
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class TransferArch:
     freeze: str
     hidden: tuple[int, ...]
     dropout: float
+    backbone_dropout: float
     aux_logits: bool
     aux_weight: float
     input: tuple[int, int, int]
@@ -142,8 +154,10 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
             )
 
     freeze = arch.get("freeze", "backbone")
-    if not isinstance(freeze, str) or not freeze:
-        raise ParamError(f"{key}.freeze: expected none, backbone or a module name, got {freeze!r}")
+    if not isinstance(freeze, str) or not freeze or freeze == UNTIL_PARAM:
+        raise ParamError(
+            f"{key}.freeze: expected none, backbone, a module name or {UNTIL_PARAM}<name>, got {freeze!r}"
+        )
 
     raw_hidden = arch.get("hidden") or []
     if not isinstance(raw_hidden, (list, tuple)):
@@ -153,6 +167,14 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
         raise ParamError(f"{key}.hidden: SqueezeNet's head is a single 1x1 convolution; set it to []")
 
     dropout = dropout_probability(arch.get("dropout", 0.0), f"{key}.dropout")
+    backbone_dropout = dropout_probability(
+        arch.get("backbone_dropout", 0.5 if family == "inception" else 0.0), f"{key}.backbone_dropout"
+    )
+    if backbone_dropout and family != "inception":
+        raise ParamError(
+            f"{key}.backbone_dropout: only Inception-V3 has a dropout of its own before fc "
+            f"(SqueezeNet's classifier dropout is {key}.dropout); set it to 0, got {backbone_dropout!r}"
+        )
 
     aux_logits = flag(arch.get("aux_logits", family == "inception"), f"{key}.aux_logits")
     if aux_logits and family != "inception":
@@ -174,6 +196,7 @@ def parse_transfer_arch(arch: Mapping[str, Any] | TransferArch, *, key: str = "a
         freeze=freeze,
         hidden=hidden,
         dropout=dropout,
+        backbone_dropout=backbone_dropout,
         aux_logits=aux_logits,
         aux_weight=float(aux_weight),
         input=input_shape,  # type: ignore[arg-type]
@@ -197,10 +220,17 @@ def _check_on_meta(arch: TransferArch, key: str) -> None:
     with torch.device("meta"):
         model = _torchvision_model(arch)
         names = [name for name, _ in model.named_children()]
-        if arch.freeze not in ("none", "backbone", *names):
+        if arch.freeze.startswith(UNTIL_PARAM):
+            text = arch.freeze.removeprefix(UNTIL_PARAM)
+            if not any(text in name for name, _ in model.named_parameters()):
+                raise ParamError(
+                    f"{key}.freeze: no parameter of {arch.backbone} has {text!r} in its name; use "
+                    f"{UNTIL_PARAM}<part of a name> with one of its modules: {', '.join(names)}"
+                )
+        elif arch.freeze not in ("none", "backbone", *names):
             raise ParamError(
                 f"{key}.freeze: {arch.backbone} has no top-level module {arch.freeze!r}; use none, "
-                f"backbone or one of {', '.join(names)}"
+                f"backbone, {UNTIL_PARAM}<name> or one of {', '.join(names)}"
             )
         model.train(arch.aux_logits)
         try:
@@ -288,7 +318,7 @@ def _torchvision_model(arch: TransferArch) -> nn.Module:
             aux_logits=pretrained or arch.aux_logits,
             transform_input=pretrained,
             init_weights=not pretrained,
-            dropout=0.0,
+            dropout=arch.backbone_dropout,
         )
     if arch.family == "squeezenet":
         return torchvision.models.get_model(arch.backbone, weights=None, dropout=arch.dropout)
@@ -311,7 +341,6 @@ def _mlp_head(in_features: int, hidden: tuple[int, ...], outputs: int, dropout: 
 
 def _replace_head(net: nn.Module, arch: TransferArch) -> None:
     if arch.family == "inception":
-        net.dropout = nn.Identity()  # the new head carries its own dropout
         net.fc = _mlp_head(net.fc.in_features, arch.hidden, arch.outputs, arch.dropout)
         if arch.aux_logits:
             net.AuxLogits.fc = nn.Linear(net.AuxLogits.fc.in_features, arch.outputs)
@@ -335,6 +364,12 @@ def head_parameter_names(arch: TransferArch, net: nn.Module) -> list[str]:
 def _freeze(net: nn.Module, arch: TransferArch) -> None:
     if arch.freeze == "none":
         return
+    if arch.freeze.startswith(UNTIL_PARAM):
+        text = arch.freeze.removeprefix(UNTIL_PARAM)
+        for name, param in net.named_parameters():
+            param.requires_grad_(False)
+            if text in name:
+                return
     head = set(head_parameter_names(arch, net))
     if arch.freeze == "backbone":
         frozen_children = [name for name, _ in net.named_children()]

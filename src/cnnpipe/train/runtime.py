@@ -118,10 +118,9 @@ def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] =
             raise DataFormatError(
                 f"{paths.prepared}: valid and test splits are both empty; nothing to validate on"
             )
-        log(
-            f"warning: {config.dataset} has no validation images; {config.name} is validated on the "
-            "test split, so its validation curves are not held out from the test metrics"
-        )
+        # valid_first / valid_fraction 0: the sources train on the whole training split and
+        # validate on the test split, so the curves are not held out from the test metrics.
+        log(f"{config.name}: {config.dataset} has no valid split; validating on the test split")
 
     channels, height, width = (int(s) for s in train.images.shape[1:])
     arch_key = f"{key}.arch.input"
@@ -176,7 +175,7 @@ def build_runtime(
     With ``dist`` the device is the worker's and the model is wrapped in DDP (which gives
     every rank rank 0's initial weights; they are equal anyway, all ranks seed alike).
     """
-    paths = RunPaths.of(Path(root), config.name, config.dataset)
+    paths = RunPaths.of(Path(root), config.name, config.dataset, config.stats_from)
     data = open_data(config, paths, log)
     device = devices.select_device(config.device) if dist is None else dist.device
     device_warning = devices.cpu_fallback_warning(config.device, device)
