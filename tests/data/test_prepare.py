@@ -602,7 +602,7 @@ def test_unknown_dataset(tmp_path):
 CATS_DOGS_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.2, "test_fraction": 0.3, "split_seed": 3}
 # What the sample zip holds besides its photos, as the upstream zip does (sample/formats.py).
 CATS_DOGS_BROKEN = {  # path → why it cannot be read
-    "PetImages/Cat/10.jpg": "UnidentifiedImageError",  # an empty file
+    "PetImages/Cat/10.jpg": "empty file (0 bytes)",
     "PetImages/Dog/10.jpg": "image file is truncated",
     "PetImages/Dog/11.jpg": "UnidentifiedImageError",  # random bytes
 }
@@ -694,7 +694,7 @@ def test_class_folders_at_the_top_of_a_directory(tmp_path):
     meta = load_meta(out)
     assert meta["classes"] == ["cat", "dog"] and meta["root"] == ""
     (skipped,) = json.loads((out / "skipped.json").read_text())
-    assert skipped["path"] == "cat/empty.jpg"
+    assert skipped["path"] == "cat/empty.jpg" and skipped["error"] == "empty file (0 bytes)"
     # listed: 5 cats (one empty) → 1 valid, 1 test; 6 dogs → 2 valid, 2 test
     listed = Counter(meta["splits"]) + Counter({skipped["split"]: 1})
     assert listed == Counter({"train": 5, "valid": 3, "test": 3})

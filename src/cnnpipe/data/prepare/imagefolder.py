@@ -228,6 +228,8 @@ def _member_reader(source: Path, limits: ArchiveLimits) -> Iterator[Callable[[st
 def _decode_or_reason(data: bytes | str, size: tuple[int, int]) -> np.ndarray | str:
     if isinstance(data, str):
         return data
+    if not data:  # Dogs vs Cats ships such files under image names
+        return "empty file (0 bytes)"
     try:
         return decode_image(data, size)
     except IMAGE_ERRORS as exc:
