@@ -19,7 +19,7 @@ SAMPLE_PARAMS := -S data.mirror=$(SAMPLE_MIRROR) \
 # a randomly initialised backbone (metrics/<model>.json says `backbone_weights: none (random init)`)
 # for 2 epochs. That shows the wiring (SPEC input sizes, freezing, Inception's auxiliary loss, the
 # same metrics and plots), not what transfer learning achieves; they have no floors.
-DEMO_TRANSFER := inception_horses inception_rps squeezenet_horses squeezenet_rps \
+DEMO_TRANSFER := inception_horses inception_rps inception_cats_dogs squeezenet_horses squeezenet_rps \
                  resnet18_horses resnet18_rps resnet18_sea
 SAMPLE_PARAMS += $(foreach m,$(DEMO_TRANSFER),-S models.$(m).arch.weights=none -S models.$(m).train.epochs=2)
 SAMPLE_FLOORS := metrics/floors.sample.yaml

@@ -1,6 +1,7 @@
 """dvc stage `prepare*@<dataset>`: decode data/raw/<dataset>/ into data/prepared/<dataset>/.
 
-Reads: datasets.<dataset>.* (valid_first, or image_size / valid_fraction / split_seed),
+Reads: datasets.<dataset>.* (valid_first, or image_size / valid_fraction / split_seed, and
+test_fraction for a set with no split folders),
 data.max_member_mb, and for the sets that come in zips data.max_ratio.
 """
 
@@ -21,7 +22,7 @@ def main() -> None:
     out = paths.prepared_dir(args.dataset)
     stage.clean_outputs(out)
     values = load_params()
-    in_zips = get_source(args.dataset).kind in ("celeba", "imagefolder")
+    in_zips = get_source(args.dataset).kind in ("celeba", "imagefolder", "classfolders")
     data = parse_data(values, ratio=in_zips)
     dataset = parse_dataset(values, args.dataset)
     limits = ArchiveLimits(**data.archive_limits())

@@ -38,12 +38,13 @@ DATASETS = [
     "celeba",
     "horse_or_human",
     "rps",
+    "cats_vs_dogs",
     "sea",
     "cifar2",
     "celeba_smile",
 ]
 TRANSFER_MODELS = [
-    "inception_horses", "inception_rps", "squeezenet_horses", "squeezenet_rps",
+    "inception_horses", "inception_rps", "inception_cats_dogs", "squeezenet_horses", "squeezenet_rps",
     "resnet18_horses", "resnet18_rps", "resnet18_sea",
 ]  # fmt: skip
 MODELS = [

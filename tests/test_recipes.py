@@ -23,7 +23,7 @@ from cnnpipe.config.load import load_params
 from cnnpipe.config.train import parse_config
 from cnnpipe.data.arrays import load_split
 from cnnpipe.data.prepare.dispatch import prepare_dataset
-from cnnpipe.data.prepare.imagefolder import prepare_imagefolder, stratified_split
+from cnnpipe.data.prepare.imagefolder import prepare_imagefolder, stratified_split, stratified_splits
 from cnnpipe.data.subset import subset_by_classes
 from cnnpipe.models.network import build_network
 from cnnpipe.sample.mirror import write_sample_mirror
@@ -102,6 +102,9 @@ SPEC_RECIPES = {
     "inception_horses": Recipe(
         "imagenet", None, RMSPROP, 1e-3, 0, None, 3, "cross_entropy", RESIZE_299, RESIZE_299, None
     ),
+    "inception_cats_dogs": Recipe(
+        "imagenet", None, RMSPROP, 1e-3, 0, None, 3, "cross_entropy", RESIZE_299, RESIZE_299, None
+    ),
     "inception_rps": Recipe(
         "imagenet", None, RMSPROP, 1e-3, 0, None, 3, "cross_entropy", RESIZE_299, RESIZE_299, None
     ),
@@ -160,7 +163,9 @@ def _source_inception_trainable(n_classes: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize(("name", "n_classes"), [("inception_horses", 2), ("inception_rps", 3)])
+@pytest.mark.parametrize(
+    ("name", "n_classes"), [("inception_horses", 2), ("inception_rps", 3), ("inception_cats_dogs", 2)]
+)
 def test_inception_default_freeze_matches_the_sources_loop(name, n_classes):
     with torch.device("meta"):
         expected = _source_inception_trainable(n_classes)
@@ -243,3 +248,14 @@ def test_rps_and_celeba_smile_splits():
     smile = parse_subset(PARAMS, "celeba_smile")
     assert smile.attribute == "Smiling"  # by name, not the source's column 18 (Heavy_Makeup)
     assert smile.sizes == {"train": 16_000, "valid": 1_000, "test": None}
+
+
+def test_cats_vs_dogs_splits():
+    # 12,500 photos per class, no split folders: seeded stratified validation and test splits
+    settings = parse_dataset(PARAMS, "cats_vs_dogs")
+    labels = np.repeat(np.arange(2), 12_500)
+    parts = stratified_splits(labels, (settings.valid_fraction, settings.test_fraction), settings.split_seed)
+    assert [len(p) for p in parts] == [20_000, 2_500, 2_500]
+    for part in parts:  # stratified: both classes in equal numbers
+        assert np.bincount(labels[part]).tolist() == [len(part) // 2] * 2
+    assert settings.image_size == (300, 300)  # the largest input a model needs (Inception, 299)

@@ -23,6 +23,10 @@ def test_every_section_of_params_yaml_parses():
     sea = parse_dataset(PARAMS, "sea")
     assert sea.image_size == (100, 100) and sea.as_mapping()["path"] == "data/raw/sea/sea_creatures.zip"
     assert parse_dataset(PARAMS, "celeba") == DatasetSettings(name="celeba")
+    cats_dogs = parse_dataset(PARAMS, "cats_vs_dogs")
+    assert cats_dogs.image_size == (300, 300) and cats_dogs.split_seed == 0
+    assert cats_dogs.valid_fraction > 0 and cats_dogs.test_fraction > 0
+    assert set(cats_dogs.as_mapping()) == {"image_size", "valid_fraction", "test_fraction", "split_seed"}
     assert parse_subset(PARAMS, "cifar2") == SubsetSettings("cifar2", "cifar10", classes=("airplane", "bird"))
     smile = parse_subset(PARAMS, "celeba_smile")
     assert smile.sizes == {"train": 16000, "valid": 1000, "test": None} and smile.attribute == "Smiling"
@@ -44,6 +48,8 @@ def test_absent_limits_keep_the_library_defaults_and_ratio_can_stay_unread():
         (parse_data, {"data": {"mirorr": "x"}}, "data.mirorr: unknown key; expected one of mirror"),
         (lambda p: parse_dataset(p, "rps"), {"datasets": {"rps": {"valid_fraction": 1.5}}},
          "datasets.rps.valid_fraction: must be a fraction with 0 <= f < 1, got 1.5"),
+        (lambda p: parse_dataset(p, "cats_vs_dogs"), {"datasets": {"cats_vs_dogs": {"test_fraction": -0.1}}},
+         "datasets.cats_vs_dogs.test_fraction: must be a fraction with 0 <= f < 1, got -0.1"),
         (lambda p: parse_dataset(p, "rps"), {"datasets": {"rps": {"image_size": [0, 3]}}},
          "datasets.rps.image_size: must be [height, width] or a single size in pixels, got [0, 3]"),
         (lambda p: parse_dataset(p, "mnist"), {"datasets": {"mnist": {"valid_first": -1}}},

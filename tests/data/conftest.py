@@ -18,6 +18,7 @@ SAMPLE_SIZES = {
     "horse_or_human": {"train": 24, "valid": 8},
     "rps": {"train": 24, "test": 9},
     "sea": {"train": 10, "test": 5},
+    "cats_vs_dogs": {"train": 20},
 }
 
 

@@ -60,3 +60,27 @@ def test_memory_mapped_splits_reserve_their_blocks_before_anything_is_written(tm
         arrays.images[:] = 1
         writer.set_classes(["a"])
     assert load_split(tmp_path / "set", "train").images.sum() == 64 * 3 * 32 * 32
+
+
+@pytest.mark.parametrize("dropped", [[0], [5, 6, 7, 19], list(range(1, 20, 2)), list(range(20))])
+def test_shrinking_a_split_in_place_keeps_the_rows_in_order_and_writes_what_np_save_writes(tmp_path, dropped):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (20, 3, 5, 4), dtype=np.uint8)
+    labels = rng.integers(0, 3, 20)
+    keep = np.ones(20, dtype=bool)
+    keep[dropped] = False
+    root = tmp_path / "set"
+    with PreparedWriter(root) as writer:
+        arrays = writer.new_split("train", 20, (3, 5, 4))
+        arrays.images[:], arrays.labels[:] = images, labels
+        arrays.images.flush()
+        arrays.labels.flush()
+        del arrays
+        writer.shrink_split("train", keep, block=3)  # blocks smaller than the gaps between kept rows
+        writer.write_split("test", images[:1], labels[:1])
+        writer.set_classes(["a", "b", "c"])
+    np.save(tmp_path / "images.npy", images[keep])
+    np.save(tmp_path / "labels.npy", labels[keep].astype(np.int64))
+    assert (root / "train.images.npy").read_bytes() == (tmp_path / "images.npy").read_bytes()
+    assert (root / "train.labels.npy").read_bytes() == (tmp_path / "labels.npy").read_bytes()
+    assert load_meta(root)["splits"] == {"train": int(keep.sum()), "valid": 0, "test": 1}

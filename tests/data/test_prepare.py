@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import pickle
 import shutil
 import tarfile
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +24,13 @@ from torchvision.transforms import Compose, PILToTensor, Resize
 
 from cnnpipe.data.arrays import SPLITS, load_meta, load_split
 from cnnpipe.data.prepare.dispatch import prepare_dataset
-from cnnpipe.data.prepare.imagefolder import prepare_imagefolder, stratified_split
+from cnnpipe.data.prepare.imagefolder import (
+    prepare_class_folders,
+    prepare_imagefolder,
+    stratified_split,
+    stratified_splits,
+)
+from cnnpipe.data.sources import CATS_DOGS_FOLDER, CATS_DOGS_ZIP
 from cnnpipe.errors import ArchiveError, DataFormatError, ParamError
 from cnnpipe.sample.formats import _py2_pickle
 from tests.helpers.upstream_files import safe_extract, write_celeba_torchvision_extras
@@ -589,6 +597,148 @@ def test_unknown_dataset(tmp_path):
         prepare_dataset("svhn", tmp_path, tmp_path / "out", log=_quiet)
 
 
+# ------------------------------------------------------------- class folders (Dogs vs Cats)
+
+CATS_DOGS_PARAMS = {"image_size": [40, 30], "valid_fraction": 0.2, "test_fraction": 0.3, "split_seed": 3}
+# What the sample zip holds besides its photos, as the upstream zip does (sample/formats.py).
+CATS_DOGS_BROKEN = {  # path → why it cannot be read
+    "PetImages/Cat/10.jpg": "empty file (0 bytes)",
+    "PetImages/Dog/10.jpg": "image file is truncated",
+    "PetImages/Dog/11.jpg": "UnidentifiedImageError",  # random bytes
+}
+
+
+@pytest.fixture(scope="module")
+def cats_dogs_prepared(mirror, tmp_path_factory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("cvd") / "cats_vs_dogs"
+    lines: list[str] = []
+    prepare_dataset("cats_vs_dogs", mirror / "cats_vs_dogs", out, **CATS_DOGS_PARAMS, log=lines.append)
+    return out, lines
+
+
+def test_cats_vs_dogs_equals_torchvision_on_the_readable_files(mirror, cats_dogs_prepared, tmp_path):
+    out, lines = cats_dogs_prepared
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert {s["path"] for s in skipped} == set(CATS_DOGS_BROKEN)
+    for s in skipped:
+        assert CATS_DOGS_BROKEN[s["path"]] in s["error"] and s["source"] == CATS_DOGS_ZIP
+    assert lines[0] == f"cats_vs_dogs: skipped 3 unreadable images (listed in {out / 'skipped.json'})"
+
+    # torchvision's ImageFolder over the extracted zip, once the broken files are gone (it would
+    # fail on them): the same classes, labels and pixels, Thumbs.db and the licence ignored.
+    root = safe_extract(mirror / "cats_vs_dogs" / CATS_DOGS_ZIP, tmp_path / "x")
+    assert (root / CATS_DOGS_FOLDER / "Cat" / "Thumbs.db").is_file() and (root / "readme[1].txt").is_file()
+    for path in CATS_DOGS_BROKEN:
+        (root / path).unlink()
+    size = tuple(CATS_DOGS_PARAMS["image_size"])
+    classes, tv_images, tv_targets, tv_paths = _tv_folder(root / CATS_DOGS_FOLDER, size)
+    meta = load_meta(out)
+    assert meta["classes"] == classes == ["Cat", "Dog"]
+    assert meta["root"] == CATS_DOGS_FOLDER and meta["source"] == [CATS_DOGS_ZIP]
+    assert meta["image_shape"] == [3, 40, 30] and meta["skipped"] == 3
+    assert (meta["valid_fraction"], meta["test_fraction"], meta["split_seed"]) == (0.2, 0.3, 3)
+    files = json.loads((out / "files.json").read_text())
+    row_of = {f"{CATS_DOGS_FOLDER}/{path}": i for i, path in enumerate(tv_paths)}
+    assert sorted(files["train"] + files["valid"] + files["test"], key=row_of.__getitem__) == list(row_of)
+    splits = _splits(out)
+    for split in SPLITS:
+        rows = [row_of[p] for p in files[split]]
+        assert rows == sorted(rows)  # listing order kept inside each split
+        np.testing.assert_array_equal(splits[split][0], tv_images[rows].numpy())
+        np.testing.assert_array_equal(splits[split][1], np.asarray(tv_targets)[rows])
+
+    # Stratified over what was listed (11 cats, 12 dogs), before any file was found unreadable:
+    # round(0.2 × n) of each class to valid, round(0.3 × n) to test.
+    listed = {split: Counter(p.split("/")[1] for p in files[split]) for split in SPLITS}
+    for s in skipped:
+        listed[s["split"]][s["path"].split("/")[1]] += 1
+    assert listed["valid"] == Counter({"Cat": 2, "Dog": 2})
+    assert listed["test"] == Counter({"Cat": 3, "Dog": 4})
+    assert listed["train"] == Counter({"Cat": 6, "Dog": 6})
+    assert lines[1] == (
+        f"cats_vs_dogs: prepared train {len(files['train'])}, valid {len(files['valid'])}, "
+        f"test {len(files['test'])} images in {out}"
+    )
+
+
+def test_cats_vs_dogs_splits_are_seeded(mirror, cats_dogs_prepared, tmp_path):
+    out, _ = cats_dogs_prepared
+    first = json.loads((out / "files.json").read_text())
+    runs = {}
+    for seed in (3, 4):
+        runs[seed] = tmp_path / str(seed)
+        params = {**CATS_DOGS_PARAMS, "split_seed": seed}
+        prepare_dataset("cats_vs_dogs", mirror / "cats_vs_dogs", runs[seed], **params, workers=1, log=_quiet)
+    assert json.loads((runs[3] / "files.json").read_text()) == first
+    for split, (images, labels) in _splits(runs[3]).items():  # one worker or many: the same arrays
+        np.testing.assert_array_equal(images, load_split(out, split).images)
+        np.testing.assert_array_equal(labels, load_split(out, split).labels)
+    other = json.loads((runs[4] / "files.json").read_text())
+    assert other["test"] != first["test"]
+    assert sorted(itertools.chain(*other.values())) == sorted(itertools.chain(*first.values()))
+
+
+def test_class_folders_at_the_top_of_a_directory(tmp_path):
+    rng = np.random.default_rng(5)
+    src = tmp_path / "pets"
+    for cls, n in (("dog", 6), ("cat", 4)):
+        (src / cls).mkdir(parents=True)
+        for i in range(n):
+            (src / cls / f"{i}.jpg").write_bytes(_jpeg_bytes(rng, (20 + i, 30)))
+        (src / cls / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0junk")
+    (src / "cat" / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "prepared"
+    prepare_class_folders(
+        src, out, image_size=8, valid_fraction=0.25, test_fraction=0.25, split_seed=0, log=_quiet
+    )
+    meta = load_meta(out)
+    assert meta["classes"] == ["cat", "dog"] and meta["root"] == ""
+    (skipped,) = json.loads((out / "skipped.json").read_text())
+    assert skipped["path"] == "cat/empty.jpg" and skipped["error"] == "empty file (0 bytes)"
+    # listed: 5 cats (one empty) → 1 valid, 1 test; 6 dogs → 2 valid, 2 test
+    listed = Counter(meta["splits"]) + Counter({skipped["split"]: 1})
+    assert listed == Counter({"train": 5, "valid": 3, "test": 3})
+    files = json.loads((out / "files.json").read_text())
+    assert not any("Thumbs.db" in f for f in itertools.chain(*files.values()))
+
+
+def test_class_folders_need_two_classes_and_room_to_train(tmp_path):
+    src = tmp_path / "one"
+    (src / "PetImages" / "Cat").mkdir(parents=True)
+    (src / "PetImages" / "Cat" / "1.jpg").write_bytes(_jpeg_bytes(np.random.default_rng(6)))
+    out = tmp_path / "prepared" / "x"
+    with pytest.raises(DataFormatError) as exc:
+        prepare_class_folders(src, out, image_size=8, valid_fraction=0.1, test_fraction=0.1, split_seed=0)
+    assert "found only the class folder 'Cat'" in _assert_clean_failure(exc, out)
+    with pytest.raises(ParamError) as exc:
+        prepare_class_folders(src, out, image_size=8, valid_fraction=0.6, test_fraction=0.4, split_seed=0)
+    assert _assert_clean_failure(exc, out) == (
+        "datasets.imagefolder.test_fraction: must be below 1 - valid_fraction = 0.4, "
+        "to leave images to train on, got 0.4"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"test_fraction": None},
+            "datasets.cats_vs_dogs.test_fraction: must be a fraction with 0 <= f < 1, got None",
+        ),
+        (
+            {"test_fraction": 1},
+            "datasets.cats_vs_dogs.test_fraction: must be a fraction with 0 <= f < 1, got 1",
+        ),
+        ({"image_size": [300]}, "datasets.cats_vs_dogs.image_size: must be [height, width]"),
+    ],
+)
+def test_cats_vs_dogs_param_errors(mirror, tmp_path, params, message):
+    out = tmp_path / "prepared" / "cats_vs_dogs"
+    with pytest.raises(ParamError) as exc:
+        prepare_dataset("cats_vs_dogs", mirror / "cats_vs_dogs", out, **{**CATS_DOGS_PARAMS, **params})
+    assert _assert_clean_failure(exc, out).startswith(message)
+
+
 # ------------------------------------------------------------------ stratified split
 
 
@@ -606,3 +756,38 @@ def test_stratified_split_proportions_and_determinism():
     assert len(stratified_split(labels, 0.0, seed=7)[1]) == 0
     # A class is never emptied out of train, even at a high fraction.
     assert np.bincount(labels[stratified_split(labels, 0.9, seed=1)[0]], minlength=4).min() >= 1
+
+
+def _stratified_split_before_test_fractions(labels, valid_fraction, seed):
+    """stratified_split as it was before it took several fractions: the splits it made must stay."""
+    rng = np.random.default_rng(seed)
+    chosen = [np.empty(0, dtype=np.int64)]
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        take = min(int(np.floor(valid_fraction * len(members) + 0.5)), len(members) - 1)
+        chosen.append(rng.permutation(members)[:take])
+    valid = np.sort(np.concatenate(chosen))
+    return np.setdiff1d(np.arange(len(labels)), valid), valid
+
+
+def test_stratified_splits_three_ways():
+    labels = np.repeat(np.arange(3), [50, 21, 2])
+    np.random.default_rng(1).shuffle(labels)
+    for fraction, seed in ((0.1, 0), (0.25, 3), (0.9, 1)):
+        for got, old in zip(
+            stratified_split(labels, fraction, seed),
+            _stratified_split_before_test_fractions(labels, fraction, seed),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, old)
+    train, valid, test = stratified_splits(labels, (0.2, 0.1), seed=4)
+    assert np.bincount(labels[valid], minlength=3).tolist() == [10, 4, 0]
+    assert np.bincount(labels[test], minlength=3).tolist() == [5, 2, 0]
+    assert sorted(np.concatenate([train, valid, test]).tolist()) == list(range(len(labels)))
+    # valid is drawn as if there were no test split; test comes after it in the same permutation
+    np.testing.assert_array_equal(valid, stratified_split(labels, 0.2, seed=4)[1])
+    again = stratified_splits(labels, (0.2, 0.1), seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (train, valid, test), strict=True))
+    # never a class emptied out of train
+    train, *_ = stratified_splits(labels, (0.5, 0.45), seed=2)
+    assert np.bincount(labels[train], minlength=3).min() >= 1

@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from torchvision.datasets import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder
 
-from cnnpipe.data.sources import CELEBA_ATTRIBUTES, LOCAL_SETS, SOURCES
+from cnnpipe.data.sources import CATS_DOGS_FOLDER, CATS_DOGS_ZIP, CELEBA_ATTRIBUTES, LOCAL_SETS, SOURCES
 from cnnpipe.errors import ParamError
 from cnnpipe.sample.mirror import write_sample_mirror
 from cnnpipe.sample.sizes import DEFAULT_SIZES, parse_size_overrides
@@ -226,6 +226,35 @@ def test_torchvision_reads_rps_folders(mirror, tmp_path, sample_sizes):
         assert Image.open(ds.samples[0][0]).size == (300, 300)
 
 
+def test_cats_vs_dogs_zip_is_laid_out_as_upstream_with_its_broken_files(mirror, tmp_path, sample_sizes):
+    with zipfile.ZipFile(mirror / "cats_vs_dogs" / CATS_DOGS_ZIP) as zf:
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert {n for n in names if "/" not in n} == {"CDLA-Permissive-2.0.pdf", "readme[1].txt"}
+    assert {n.split("/")[0] for n in names if "/" in n} == {CATS_DOGS_FOLDER}
+    assert f"{CATS_DOGS_FOLDER}/Cat/Thumbs.db" in names and f"{CATS_DOGS_FOLDER}/Dog/Thumbs.db" in names
+    root = safe_extract(mirror / "cats_vs_dogs" / CATS_DOGS_ZIP, tmp_path / "x") / CATS_DOGS_FOLDER
+    per_class = sample_sizes["cats_vs_dogs"]["train"] // 2
+    assert (root / "Cat" / f"{per_class}.jpg").stat().st_size == 0
+    readable, broken, sizes, modes = Counter(), [], set(), Counter()
+    for path in sorted(root.glob("*/*.jpg")):
+        try:
+            with Image.open(path) as image:
+                image.load()
+                sizes.add(image.size)
+                modes[image.mode] += 1
+                readable[path.parent.name] += 1
+        except OSError:
+            broken.append(path.relative_to(root).as_posix())
+    assert readable == Counter({"Cat": per_class, "Dog": per_class})
+    assert broken == [f"Cat/{per_class}.jpg", f"Dog/{per_class}.jpg", f"Dog/{per_class + 1}.jpg"]
+    assert len(sizes) > per_class  # photos of many sizes, as upstream
+    assert set(modes) <= {"RGB", "L"} and modes["RGB"] > modes["L"]
+    # torchvision's ImageFolder lists the class folders in sorted order and skips Thumbs.db
+    folder = ImageFolder(str(root))
+    assert folder.classes == ["Cat", "Dog"] and len(folder) == 2 * per_class + 3
+
+
 # ---------------------------------------------------------------- learnable signal
 
 
@@ -242,6 +271,7 @@ def _nearest_mean_accuracy(train_x, train_y, test_x, test_y):
 def learn_mirror(tmp_path_factory):
     sizes = {ds: {"train": 500, "test": 200} for ds in ("mnist", "fashion_mnist", "cifar10")}
     sizes["celeba"] = {"train": 160, "valid": 4, "test": 80}
+    sizes["cats_vs_dogs"] = {"train": 240}
     return write_sample_mirror(tmp_path_factory.mktemp("learn"), sizes=sizes, datasets=[*sizes], log=_quiet)
 
 
@@ -307,6 +337,32 @@ def test_celeba_smiling_shows_at_the_models_input_size(learn_mirror):
     features = small.reshape(len(small), -1)
     model = LogisticRegression(C=0.01, max_iter=1000).fit(features[:160], smiling[:160])
     assert model.score(features[164:], smiling[164:]) > 0.8
+
+
+def test_cats_and_dogs_are_learnable_but_not_from_their_colour(learn_mirror):
+    """The pets differ in shape (ears, muzzle, eyes), not in fur: a small linear model tells them apart."""
+    small, labels, colour = [], [], []
+    with zipfile.ZipFile(learn_mirror / "cats_vs_dogs" / CATS_DOGS_ZIP) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".jpg") or not zf.getinfo(name).file_size:
+                continue
+            try:
+                image = Image.open(io.BytesIO(zf.read(name))).convert("RGB")
+                image.load()
+            except OSError:  # the broken files
+                continue
+            pixels = np.asarray(image.resize((48, 48), Image.BILINEAR), np.float32) / 255
+            small.append(pixels.mean(2).ravel())
+            colour.append(pixels.reshape(-1, 3).mean(0))
+            labels.append(name.split("/")[1] == "Dog")
+    x, y, colour = np.stack(small), np.asarray(labels), np.stack(colour)
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:180], order[180:]
+    assert len(y) == 240 and y.mean() == 0.5
+    model = LogisticRegression(C=0.1, max_iter=2000).fit(x[train], y[train])
+    assert model.score(x[test], y[test]) > 0.8
+    by_colour = LogisticRegression(max_iter=2000).fit(colour[train], y[train])
+    assert by_colour.score(colour[test], y[test]) < 0.75
 
 
 # ---------------------------------------------------------------- sizes

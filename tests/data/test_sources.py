@@ -10,8 +10,10 @@ from cnnpipe.errors import ParamError
 
 
 def test_every_spec_dataset_is_registered_with_a_reader_kind():
-    assert set(SOURCES) == {"mnist", "fashion_mnist", "cifar10", "celeba", "horse_or_human", "rps"}
-    assert {s.kind for s in SOURCES.values()} == {"idx", "cifar", "celeba", "imagefolder"}
+    assert set(SOURCES) == {
+        "mnist", "fashion_mnist", "cifar10", "celeba", "horse_or_human", "rps", "cats_vs_dogs",
+    }  # fmt: skip
+    assert {s.kind for s in SOURCES.values()} == {"idx", "cifar", "celeba", "imagefolder", "classfolders"}
 
 
 def test_checksums_are_torchvisions_where_published():
@@ -34,6 +36,16 @@ def test_google_storage_zips_have_no_checksum_and_several_urls():
     for name in ("horse_or_human", "rps"):
         for f in SOURCES[name].files:
             assert f.md5 is None and len(f.urls) >= 2 and all(u.endswith("/" + f.name) for u in f.urls)
+
+
+def test_dogs_vs_cats_is_microsofts_zip_without_a_checksum():
+    (file,) = SOURCES["cats_vs_dogs"].files
+    assert SOURCES["cats_vs_dogs"].kind == "classfolders"
+    assert file.name == "kagglecatsanddogs_5340.zip" and file.md5 is None
+    assert file.urls == (
+        "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
+        "kagglecatsanddogs_5340.zip",
+    )
 
 
 def test_every_url_is_http_and_every_md5_well_formed():

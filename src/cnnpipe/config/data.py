@@ -24,7 +24,7 @@ from cnnpipe.checks import (
 from cnnpipe.errors import ParamError
 
 DATA_KEYS = ("mirror", "max_member_mb", "max_ratio")
-DATASET_KEYS = ("valid_first", "image_size", "valid_fraction", "split_seed", "path")
+DATASET_KEYS = ("valid_first", "image_size", "valid_fraction", "test_fraction", "split_seed", "path")
 SUBSET_KEYS = ("source", "classes", "attribute", "train_size", "valid_size", "test_size")
 
 
@@ -54,6 +54,7 @@ class DatasetSettings:
     valid_first: int | None = None
     image_size: tuple[int, int] | None = None
     valid_fraction: float | None = None
+    test_fraction: float | None = None
     split_seed: int | None = None
     path: str | None = None
 
@@ -123,6 +124,7 @@ def parse_dataset(params: Mapping[str, Any], name: str) -> DatasetSettings:
         valid_first=optional("valid_first", lambda v, k: integer(v, k, 0)),
         image_size=optional("image_size", image_size),
         valid_fraction=optional("valid_fraction", fraction),
+        test_fraction=optional("test_fraction", fraction),
         split_seed=optional("split_seed", lambda v, k: integer(v, k, 0)),
         path=path,
     )

@@ -187,15 +187,20 @@ class PreparedWriter:
         self._note_split(split, n, image_shape)
         return SplitArrays(images, labels)
 
-    def shrink_split(self, split: str, keep: np.ndarray) -> None:
-        """Rewrite ``split`` keeping only rows where boolean ``keep`` is true (skipped images)."""
+    def shrink_split(self, split: str, keep: np.ndarray, block: int = 256) -> None:
+        """Keep only the rows of ``split`` where boolean ``keep`` is true (skipped images), in place.
+
+        The kept rows move down ``block`` at a time inside the memory-mapped files, which are then
+        cut to their new length: memory stays at one block of images whatever the split's size
+        (Dogs vs Cats' 20,000 training photos at 300×300 are 5.4 GB), and nothing is written twice.
+        """
         keep = np.asarray(keep, dtype=bool)
         if keep.all():
             return
-        old = load_split(self.tmp, split, mmap=True)
-        images, labels = np.asarray(old.images[keep]), np.asarray(old.labels[keep])
-        del old
-        self.write_split(split, images, labels)
+        rows = np.flatnonzero(keep)
+        image_shape = _compact_npy(images_path(self.tmp, split), rows, block)
+        _compact_npy(labels_path(self.tmp, split), rows, block)
+        self._note_split(split, len(rows), image_shape[1:])
 
     def write_split(self, split: str, images: np.ndarray, labels: np.ndarray) -> None:
         """Write a whole split from in-memory arrays."""
@@ -272,6 +277,28 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.lib.format.write_array_header_1_0(f, header)
         if array.size:  # memoryview refuses to flatten an empty array
             f.write(memoryview(array).cast("B"))
+
+
+def _compact_npy(path: Path, rows: np.ndarray, block: int) -> tuple[int, ...]:
+    """Keep rows ``rows`` (ascending) of the ``.npy`` file at ``path``, in place; return the new shape.
+
+    Row ``rows[i]`` moves to ``i <= rows[i]``: each block is read (a copy) before it is written
+    lower down, and no later block reads a row that an earlier one overwrote.
+    """
+    array = np.load(path, mmap_mode="r+")
+    dtype, shape, offset = array.dtype, (len(rows), *array.shape[1:]), array.offset
+    for start in range(0, len(rows), block):
+        chunk = rows[start : start + block]
+        array[start : start + len(chunk)] = array[chunk]
+    array.flush()
+    del array
+    with open(path, "r+b") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        if f.tell() != offset:  # numpy pads headers so that the first dimension can shrink in place
+            raise RuntimeError(f"{path}: the .npy header changed size while shrinking it")
+        f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    return shape
 
 
 def _reserved_memmap(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:

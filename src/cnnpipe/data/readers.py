@@ -354,6 +354,20 @@ def list_imagefolder(source: Path, prefix: str = "") -> tuple[list[str], list[tu
     return classes, [(root + rel, index[c]) for c, _, _, rel in found]
 
 
+def class_folders_root(source: Path) -> str:
+    """The wrapper folder of a tree of class folders (``"PetImages"``), or ``""`` if there is none.
+
+    The wrapper is the one top folder holding every image, each at least one folder further
+    down (``PetImages/Cat/1.jpg``); files beside it that are no images (a licence, a readme)
+    do not count. Without one, the top folders themselves are the classes.
+    """
+    images = [f for f in _list_files(Path(source)) if _is_image(f)]
+    tops = {f.split("/", 1)[0] for f in images}
+    if len(tops) == 1 and images and all(f.count("/") >= 2 for f in images):
+        return tops.pop()
+    return ""
+
+
 def list_top_folders(source: Path) -> list[str]:
     """Folder names at the top of a directory or zip, inside a single wrapper folder holding train/."""
     files = _list_files(Path(source))

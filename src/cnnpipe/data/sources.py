@@ -9,9 +9,9 @@ Each dataset lists its files under their upstream names, the URLs to try in orde
 published MD5 checksum where one exists. The checksums are the ones torchvision's own
 dataset classes verify.
 
-The Google-storage zips (horse-or-human, rock-paper-scissors) have **no published
-checksum**: their ``md5`` is ``None``, the download says so, and the pipeline relies on
-``dvc.lock`` to pin what the first successful download produced.
+The Google-storage zips (horse-or-human, rock-paper-scissors) and Microsoft's Dogs vs Cats zip
+have **no published checksum**: their ``md5`` is ``None``, the download says so, and the
+pipeline relies on ``dvc.lock`` to pin what the first successful download produced.
 
 A mirror (``data.mirror`` in params.yaml) replaces every URL: files are looked up as
 ``<mirror>/<dataset>/<file name>``.
@@ -135,6 +135,10 @@ CELEBA_ATTRIBUTES = (
 )
 """The 40 CelebA attribute names, in the order of ``list_attr_celeba.txt``."""
 
+CATS_DOGS_ZIP = "kagglecatsanddogs_5340.zip"
+CATS_DOGS_FOLDER = "PetImages"
+"""The folder of :data:`CATS_DOGS_ZIP` holding the class folders ``Cat/`` and ``Dog/``."""
+
 
 # ---------------------------------------------------------------------- the registry
 
@@ -171,7 +175,9 @@ class DatasetSource:
     """A downloadable dataset: its reader kind and upstream files."""
 
     name: str
-    kind: str  # "idx" | "cifar" | "celeba" | "imagefolder": which reader prepares it
+    # "idx" | "cifar" | "celeba" | "imagefolder" (a training and a test zip of class folders) |
+    # "classfolders" (one archive of class folders, split at prepare time): which reader prepares it
+    kind: str
     files: tuple[SourceFile, ...]
     homepage: str
 
@@ -254,6 +260,21 @@ SOURCES: dict[str, DatasetSource] = {
             _on_hosts("rps-test-set.zip", _LEARNING_DATASETS, None),
         ),
         "https://laurencemoroney.com/datasets.html",
+    ),
+    "cats_vs_dogs": DatasetSource(
+        "cats_vs_dogs",
+        "classfolders",
+        (
+            SourceFile(
+                CATS_DOGS_ZIP,
+                (
+                    "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
+                    + CATS_DOGS_ZIP,
+                ),
+                None,
+            ),
+        ),
+        "https://www.microsoft.com/en-us/download/details.aspx?id=54765",
     ),
 }
 

@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from cnnpipe.data.sources import (
+    CATS_DOGS_FOLDER,
+    CATS_DOGS_ZIP,
     CELEBA_ATTR,
     CELEBA_ATTRIBUTES,
     CELEBA_FOLDER,
@@ -47,6 +49,7 @@ from cnnpipe.sample.render import (
     _render_hands,
     _render_horses,
     _render_humans,
+    _render_pet,
     _render_sea,
     _render_strokes,
     _stroke_templates,
@@ -337,6 +340,52 @@ def _write_sea(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
     return [LOCAL_SETS[name]]
 
 
+def _jpeg(image: np.ndarray, gray: bool) -> bytes:
+    """Encode a ``3×H×W`` uint8 image as JPEG (one grey channel if ``gray``)."""
+    picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)), "RGB")
+    buf = io.BytesIO()
+    (picture.convert("L") if gray else picture).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+# What the real zip holds besides the photos: a licence and a readme beside PetImages/, a Windows
+# thumbnail cache in each class folder, and files that are no readable JPEG although named one.
+_CATS_DOGS_EXTRAS = ("CDLA-Permissive-2.0.pdf", "readme[1].txt")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Thumbs.db is an OLE compound file
+
+
+def _write_cats_vs_dogs(ds_dir: Path, name: str, sizes, seed: int, bar) -> list[str]:
+    """``PetImages/{Cat,Dog}/<n>.jpg`` photos of varying sizes, with the upstream's broken files.
+
+    Each class folder also holds ``Thumbs.db`` and, numbered after its photos, files that no
+    reader can decode: an empty ``Cat/<n>.jpg``, a truncated ``Dog/<n>.jpg`` and a
+    ``Dog/<n + 1>.jpg`` of random bytes.
+    """
+    rng = _rng(seed, name, "train")
+    root = f"{CATS_DOGS_FOLDER}/"
+    with atomic_file(ds_dir / CATS_DOGS_ZIP) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr(_zip_info(_CATS_DOGS_EXTRAS[0]), b"%PDF-1.4\n% CDLA-Permissive-2.0\n%%EOF\n")
+        zf.writestr(_zip_info(_CATS_DOGS_EXTRAS[1]), b"Dogs vs Cats: photos of cats and dogs.\n")
+        zf.writestr(_zip_info(root), b"")
+        last = {}
+        for folder, count in zip(("Cat", "Dog"), _class_counts(sizes["train"], 2), strict=True):
+            zf.writestr(_zip_info(f"{root}{folder}/"), b"")
+            for i in range(count):
+                height, width = int(rng.integers(180, 376)), int(rng.integers(180, 501))
+                image = _render_pet(rng, folder.lower(), height, width)
+                last[folder] = _jpeg(image, gray=bool(rng.random() < 0.1))
+                zf.writestr(_zip_info(f"{root}{folder}/{i}.jpg"), last[folder])
+                bar.update(1)
+            thumbs = _OLE_MAGIC + rng.bytes(504)
+            zf.writestr(_zip_info(f"{root}{folder}/Thumbs.db"), thumbs)
+            if folder == "Cat":
+                zf.writestr(_zip_info(f"{root}Cat/{count}.jpg"), b"")
+            else:
+                zf.writestr(_zip_info(f"{root}Dog/{count}.jpg"), last["Dog"][: len(last["Dog"]) // 2])
+                zf.writestr(_zip_info(f"{root}Dog/{count + 1}.jpg"), rng.bytes(700))
+    return [CATS_DOGS_ZIP]
+
+
 _WRITERS = {
     "mnist": _write_idx,
     "fashion_mnist": _write_idx,
@@ -345,4 +394,5 @@ _WRITERS = {
     "horse_or_human": _write_horse_or_human,
     "rps": _write_rps,
     "sea": _write_sea,
+    "cats_vs_dogs": _write_cats_vs_dogs,
 }

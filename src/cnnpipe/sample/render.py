@@ -1,8 +1,9 @@
 """The sample mirror's images, per dataset: learnable class templates, posed and noised.
 
 Strokes (MNIST-like) and silhouettes (Fashion-MNIST-like) at 28×28 grey, CIFAR-like objects
-at 32×32, CelebA-like faces drawn from their 40 attributes at 218×178, and 300×300 horses,
-humans, hands and sea creatures for the ImageFolder sets.
+at 32×32, CelebA-like faces drawn from their 40 attributes at 218×178, 300×300 horses,
+humans, hands and sea creatures for the ImageFolder sets, and cats and dogs at photo-like
+sizes that vary from one image to the next (Dogs vs Cats).
 """
 
 from __future__ import annotations
@@ -418,3 +419,64 @@ def _render_sea(rng, n: int, kind: str) -> np.ndarray:
             canvas.paint(canvas.segment(cx, cy, cx + 26 * s * c, cy + 26 * s * sn, 9 * s), body)
         canvas.paint(canvas.ellipse(cx, cy, 9 * s, 9 * s), body)
     return canvas.finish(rng, noise=6, contrast=rng.uniform(0.85, 1.1, n), shade=rng.uniform(-0.2, 0.2, n))
+
+
+# ---- Dogs vs Cats: one pet per photo, each photo its own size
+
+_FUR = np.asarray([(40, 36, 34), (120, 82, 50), (200, 150, 90), (150, 146, 140), (235, 228, 215)], _F)
+
+
+def _render_pet(rng, kind: str, height: int, width: int) -> np.ndarray:
+    """A cat or a dog (``kind``) in a room, as uint8 ``3×height×width``.
+
+    Both share fur colours; a cat has pointed upright ears, slit pupils and whiskers, a dog
+    hanging ears, a long light muzzle and a big dark nose.
+    """
+    canvas = _Canvas(1, height, width, 3)
+    wall = rng.uniform(60, 220, (1, 3))
+    floor_y = height * rng.uniform(0.6, 0.8)
+    canvas.gradient(wall + 25, wall - 25, 0, floor_y)
+    floor = rng.uniform(50, 170, (1, 3))
+    canvas.gradient(floor, floor - 30, floor_y, height)
+    r = min(height, width) * rng.uniform(0.16, 0.22)  # head radius
+    cx = width * rng.uniform(0.38, 0.62)
+    cy = height * rng.uniform(0.35, 0.5)
+    fur = _FUR[rng.integers(0, len(_FUR))][None] + rng.normal(0, 12, (1, 3))
+    dark = fur * 0.55
+    canvas.paint(canvas.ellipse(cx, cy + 1.9 * r, 1.3 * r, 1.1 * r), fur * 0.9)  # body
+    if kind == "cat":
+        for side in (-1, 1):
+            c, sn = _cos_sin(np.asarray([np.pi / 2 - side * 0.35]))
+            ear_x, ear_y = cx + side * 0.62 * r, cy - 0.85 * r
+            canvas.paint(canvas.ellipse(ear_x, ear_y, 0.55 * r, 0.2 * r, c, sn), fur)
+            canvas.paint(canvas.ellipse(ear_x, ear_y + 0.05 * r, 0.35 * r, 0.1 * r, c, sn), [(230, 150, 160)])
+        canvas.paint(canvas.ellipse(cx, cy, r, 0.9 * r), fur)  # head
+        eye = rng.uniform((150, 170, 20), (220, 230, 90), (1, 3))
+        for side in (-1, 1):
+            ex = cx + side * 0.4 * r
+            canvas.paint(canvas.ellipse(ex, cy - 0.1 * r, 0.2 * r, 0.15 * r), eye)
+            canvas.paint(canvas.ellipse(ex, cy - 0.1 * r, 0.04 * r, 0.14 * r), [(10, 10, 10)])  # slit
+            for dy in (-0.05, 0.08, 0.2):  # whiskers
+                canvas.paint(
+                    canvas.segment(
+                        cx + side * 0.2 * r, cy + 0.35 * r, cx + side * 1.2 * r, cy + (0.3 + dy) * r, 2
+                    ),
+                    [(240, 240, 235)],
+                )
+        canvas.paint(canvas.ellipse(cx, cy + 0.28 * r, 0.1 * r, 0.07 * r), [(220, 120, 130)])  # nose
+    else:
+        canvas.paint(canvas.ellipse(cx, cy, 0.95 * r, r), fur)  # head
+        for side in (-1, 1):  # hanging ears
+            c, sn = _cos_sin(np.asarray([np.pi / 2 + side * 0.25]))
+            canvas.paint(canvas.ellipse(cx + side * 0.95 * r, cy + 0.25 * r, 0.8 * r, 0.28 * r, c, sn), dark)
+        canvas.paint(
+            canvas.ellipse(cx, cy + 0.55 * r, 0.45 * r, 0.5 * r), np.minimum(fur + 60, 255)
+        )  # muzzle
+        canvas.paint(canvas.ellipse(cx, cy + 0.35 * r, 0.22 * r, 0.15 * r), [(15, 12, 12)])  # nose
+        if rng.random() < 0.5:
+            canvas.paint(canvas.ellipse(cx, cy + 1.0 * r, 0.15 * r, 0.2 * r), [(210, 70, 80)])  # tongue
+        for side in (-1, 1):
+            canvas.paint(
+                canvas.ellipse(cx + side * 0.38 * r, cy - 0.25 * r, 0.12 * r, 0.12 * r), [(25, 18, 12)]
+            )
+    return canvas.finish(rng, noise=4, contrast=rng.uniform(0.85, 1.1, 1), shade=rng.uniform(-0.2, 0.2, 1))[0]

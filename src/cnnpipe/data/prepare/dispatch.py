@@ -11,6 +11,9 @@
   images resized to ``image_size``; valid is a seeded stratified split of train unless the
   tree has its own val/ folder. Unreadable images are skipped and listed in ``skipped.json``;
   ``files.json`` records which source file each row came from.
+* ``classfolders`` (cats_vs_dogs): one archive of class folders (inside a wrapper folder like
+  ``PetImages/``), no split folders: valid and test are seeded stratified shares of it
+  (``valid_fraction``, ``test_fraction``, ``split_seed``); resized and skipped as above.
 
 Archive members are read within ``limits`` (:class:`~cnnpipe.data.archives.ArchiveLimits`,
 params ``data.max_member_mb`` and ``data.max_ratio``), checked before anything is inflated: in
@@ -31,7 +34,7 @@ from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare.celeba import _prepare_celeba
 from cnnpipe.data.prepare.common import Log, _require
 from cnnpipe.data.prepare.idx_cifar import _prepare_cifar, _prepare_idx
-from cnnpipe.data.prepare.imagefolder import _prepare_folders
+from cnnpipe.data.prepare.imagefolder import _prepare_folders, prepare_class_folders
 from cnnpipe.data.sources import get_source
 
 
@@ -43,6 +46,7 @@ def prepare_dataset(
     valid_first: int | None = None,
     image_size: int | Sequence[int] | None = None,
     valid_fraction: float | None = None,
+    test_fraction: float | None = None,
     split_seed: int | None = None,
     workers: int | None = None,
     log: Log = print,
@@ -52,7 +56,8 @@ def prepare_dataset(
 
     ``raw_dir`` holds the upstream files under their upstream names. The settings are the keys
     of ``datasets.<name>`` in params.yaml: ``valid_first`` for the IDX and CIFAR sets,
-    ``image_size``, ``valid_fraction`` and ``split_seed`` for the ImageFolder sets. ``workers`` is
+    ``image_size``, ``valid_fraction`` and ``split_seed`` for the ImageFolder sets, and
+    ``test_fraction`` too for the class-folder sets. ``workers`` is
     the number of image-decoding threads (default: one per CPU); ``limits`` bound what archive
     members may inflate to (default :class:`~cnnpipe.data.archives.ArchiveLimits`).
     """
@@ -79,6 +84,20 @@ def prepare_dataset(
             workers=workers,
             log=log,
             meta={"source": [train_file, test_file]},
+            limits=limits,
+        )
+    elif source.kind == "classfolders":
+        (archive,) = (f.name for f in source.files)
+        prepare_class_folders(
+            _require(raw_dir / archive),
+            out_dir,
+            image_size=image_size,
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            workers=workers,
+            log=log,
+            name=name,
             limits=limits,
         )
     else:  # a registry entry without a reader is a programming error

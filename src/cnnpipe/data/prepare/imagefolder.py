@@ -1,5 +1,10 @@
 """ImageFolder sets: class folders of images, resized; a stratified valid split unless given.
 
+Two layouts: ``train/<class>/…`` with optional ``val/`` and ``test/`` folders
+(:func:`prepare_imagefolder`, and the training and test zips of horse_or_human and rps), and
+one tree of class folders with no split folders, valid and test drawn from it
+(:func:`prepare_class_folders`, Dogs vs Cats).
+
 Unreadable images and members over the archive limits are skipped and listed in
 ``skipped.json``; ``files.json`` records which source file each row came from.
 """
@@ -16,10 +21,16 @@ from tqdm import tqdm
 
 from cnnpipe import checks
 from cnnpipe.data.archives import ArchiveLimits, MemberTooLarge, open_zip, read_zip_member
-from cnnpipe.data.arrays import PreparedWriter, prepared_bytes
+from cnnpipe.data.arrays import SPLITS, PreparedWriter, prepared_bytes
 from cnnpipe.data.prepare.common import Log, _log_counts, _reason, _require
 from cnnpipe.data.prepare.threads import _ordered_map, _progress
-from cnnpipe.data.readers import IMAGE_ERRORS, decode_image, list_imagefolder, list_top_folders
+from cnnpipe.data.readers import (
+    IMAGE_ERRORS,
+    class_folders_root,
+    decode_image,
+    list_imagefolder,
+    list_top_folders,
+)
 from cnnpipe.errors import DataFormatError
 
 SKIPPED_FILE = "skipped.json"
@@ -81,24 +92,102 @@ def prepare_imagefolder(
     )
 
 
-def stratified_split(labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (train, valid), each class in proportion, both sorted ascending.
+def prepare_class_folders(
+    source: Path,
+    out_dir: Path,
+    *,
+    image_size: int | list[int] | tuple[int, int],
+    valid_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    workers: int | None = None,
+    log: Log = print,
+    name: str = "imagefolder",
+    limits: ArchiveLimits | None = None,
+) -> None:
+    """Prepare a directory or zip whose top folders are the classes, with no split folders.
 
-    Each class gives ``round(fraction × count)`` images to valid, chosen by a permutation
-    from ``numpy.random.default_rng(seed)`` (classes in ascending order), and always keeps
-    at least one in train.
+    The class folders may sit inside one wrapper folder (``PetImages/Cat/…``, see
+    :func:`~cnnpipe.data.readers.class_folders_root`); classes are their names in sorted order,
+    as torchvision's ImageFolder numbers them. Valid and test are stratified shares
+    (``valid_fraction``, ``test_fraction``) drawn with ``split_seed`` (:func:`stratified_splits`);
+    the rest is train. Unreadable images (empty, truncated, not an image) are skipped and listed
+    in ``skipped.json``; files without an image extension (``Thumbs.db``) are not images and
+    are ignored, as torchvision ignores them.
+    """
+    source = _require(Path(source))
+    where = f"datasets.{name}"
+    size = checks.image_size(image_size, f"{where}.image_size")
+    valid = checks.fraction(valid_fraction, f"{where}.valid_fraction")
+    test = checks.fraction(test_fraction, f"{where}.test_fraction")
+    if valid + test >= 1:
+        raise checks.param_error(
+            f"{where}.test_fraction",
+            f"must be below 1 - valid_fraction = {1 - valid:g}, to leave images to train on",
+            test_fraction,
+        )
+    seed = checks.integer(split_seed, f"{where}.split_seed", 0)
+    root = class_folders_root(source)
+    classes, listed = _list_split(source, root)
+    if len(classes) < 2:
+        raise DataFormatError(
+            f"{source}: found only the class folder {classes[0]!r}; lay it out as <class>/<image> "
+            "(optionally inside one wrapper folder) with a folder per class"
+        )
+    train_idx, valid_idx, test_idx = stratified_splits([lbl for _, lbl in listed], (valid, test), seed)
+    samples = {
+        split: [listed[i] for i in idx]
+        for split, idx in zip(SPLITS, (train_idx, valid_idx, test_idx), strict=True)
+    }
+    meta = {
+        "source": [source.name],
+        "root": root,
+        "valid_fraction": valid,
+        "test_fraction": test,
+        "split_seed": seed,
+    }
+    _write_folders(
+        name,
+        classes,
+        samples,
+        dict.fromkeys(SPLITS, source),
+        Path(out_dir),
+        size,
+        workers,
+        log,
+        meta,
+        limits or ArchiveLimits(),
+    )
+
+
+def stratified_splits(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> tuple[np.ndarray, ...]:
+    """Split indices into train and one part per fraction, each class in proportion, all sorted.
+
+    Classes are taken in ascending order; each is permuted once by
+    ``numpy.random.default_rng(seed)`` and gives its first ``round(fraction × count)`` images to
+    the first part, the next ones to the second, and so on, always keeping at least one in train.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    chosen = [np.empty(0, dtype=np.int64)]
+    chosen: list[list[np.ndarray]] = [[np.empty(0, dtype=np.int64)] for _ in fractions]
     for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        take = min(int(np.floor(valid_fraction * len(members) + 0.5)), len(members) - 1)
-        chosen.append(rng.permutation(members)[:take])
-    valid = np.sort(np.concatenate(chosen))
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        start = 0
+        for part, fraction in zip(chosen, fractions, strict=True):
+            take = min(int(np.floor(fraction * len(members) + 0.5)), len(members) - 1 - start)
+            part.append(members[start : start + take])
+            start += take
+    parts = [np.sort(np.concatenate(part)) for part in chosen]
     in_train = np.ones(len(labels), dtype=bool)
-    in_train[valid] = False
-    return np.flatnonzero(in_train), valid
+    for part in parts:
+        in_train[part] = False
+    return (np.flatnonzero(in_train), *parts)
+
+
+def stratified_split(labels: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (train, valid): :func:`stratified_splits` with one fraction."""
+    train, valid = stratified_splits(labels, (valid_fraction,), seed)
+    return train, valid
 
 
 # ------------------------------------------------------------------ decoding the trees
@@ -139,6 +228,8 @@ def _member_reader(source: Path, limits: ArchiveLimits) -> Iterator[Callable[[st
 def _decode_or_reason(data: bytes | str, size: tuple[int, int]) -> np.ndarray | str:
     if isinstance(data, str):
         return data
+    if not data:  # Dogs vs Cats ships such files under image names
+        return "empty file (0 bytes)"
     try:
         return decode_image(data, size)
     except IMAGE_ERRORS as exc:
@@ -197,7 +288,22 @@ def _prepare_folders(
         samples["valid"] = [train[i] for i in valid_idx]
         meta = {**meta, "valid_fraction": valid_fraction, "split_seed": split_seed}
     source_of = {split: parts.get(split, parts["train"])[0] for split in samples}
+    _write_folders(name, classes, samples, source_of, out_dir, size, workers, log, meta, limits)
 
+
+def _write_folders(
+    name: str,
+    classes: list[str],
+    samples: dict[str, list[tuple[str, int]]],
+    source_of: dict[str, Path],
+    out_dir: Path,
+    size: tuple[int, int],
+    workers: int | None,
+    log: Log,
+    meta: dict[str, Any],
+    limits: ArchiveLimits,
+) -> None:
+    """Decode every split's listed images (read from ``source_of[split]``) into ``out_dir``."""
     skipped: list[dict[str, str]] = []
     kept: dict[str, list[str]] = {}
     total = sum(map(len, samples.values()))
@@ -211,7 +317,7 @@ def _prepare_folders(
             ]
         if not kept["train"]:
             raise DataFormatError(
-                f"{parts['train'][0]}: none of the {len(samples['train'])} training images could "
+                f"{source_of['train']}: none of the {len(samples['train'])} training images could "
                 f"be read (first error: {skipped[0]['error']}); download it again"
             )
         writer.set_classes(classes, dataset=name, image_size=list(size), skipped=len(skipped), **meta)
