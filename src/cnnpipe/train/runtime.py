@@ -176,8 +176,9 @@ def keep_resident(
     """Copy the train and validation splits to ``device`` where ``run.resident_data`` says so."""
     names = ["train", data.valid_name]
     splits = [data.train, data.valid]
-    plan = resident_plan(config.resident_data, device.type, [s.nbytes for s in splits],
-                         _device_memory(device), config.resident_max_fraction)  # fmt: skip
+    total = _device_memory(device) if config.resident_data == "auto" else 0  # only auto budgets
+    plan = resident_plan(config.resident_data, device.type, [s.nbytes for s in splits], total,
+                         config.resident_max_fraction)  # fmt: skip
     if not any(plan):
         return
     kept = [name for name, keep in zip(names, plan, strict=True) if keep]
