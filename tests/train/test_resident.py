@@ -141,19 +141,16 @@ def _host_and_resident(tmp_path, sizes=(53, 0, 8)) -> tuple[Split, Split]:
     return split, make_resident(split, CPU)
 
 
-def test_resident_copy_is_one_uint8_copy_beside_the_memory_map(tmp_path):
+def test_resident_copy_is_one_uint8_copy_beside_the_memory_map(tmp_path, monkeypatch):
     host, resident = _host_and_resident(tmp_path)
     assert host.resident is None and resident.images is host.images  # the memory map stays (previews)
     images, labels = resident.resident.images, resident.resident.labels
     assert images.dtype == torch.uint8 and labels.dtype == torch.int64
     assert torch.equal(images, torch.from_numpy(np.array(host.images)))
     assert torch.equal(labels, torch.from_numpy(np.array(host.labels)))
-    small = batches_module.RESIDENT_CHUNK_BYTES
-    try:  # copied chunk by chunk: a chunk smaller than the split gives the same copy
-        batches_module.RESIDENT_CHUNK_BYTES = 3 * host.images[:1].nbytes
-        assert torch.equal(make_resident(host, CPU).resident.images, images)
-    finally:
-        batches_module.RESIDENT_CHUNK_BYTES = small
+    # copied chunk by chunk: chunks of 3 images (the last one shorter) give the same copy
+    monkeypatch.setattr(batches_module, "RESIDENT_CHUNK_BYTES", 3 * host.images[:1].nbytes)
+    assert torch.equal(make_resident(host, CPU).resident.images, images)
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
