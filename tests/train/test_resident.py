@@ -28,6 +28,7 @@ from cnnpipe.train.batches import (
 )
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.loop import train_model
+from cnnpipe.train.lr_find import lr_find
 from cnnpipe.train.runtime import build_runtime, keep_resident, open_data
 from cnnpipe.transforms.pipeline import InputPipeline
 from tests.helpers.toydata import toy_params, write_dataset
@@ -271,3 +272,11 @@ def test_interrupted_resident_run_resumes_to_the_host_run(tmp_path):
     summary = train_model(parse_config(NAME, _params(True, epochs)), root=resumed, log=lines.append)
     assert summary["resumed_from"] == 1 and f"resuming {NAME} from epoch 2/{epochs}" in lines
     _same_outputs(host, resumed)
+
+
+def test_lr_range_test_sweeps_the_same_losses_from_resident_data(toy_root):
+    def sweep(resident):
+        return lr_find(parse_config(NAME, _params(resident)), root=toy_root, num_lrs=8, log=lambda _: None)
+
+    host, resident = sweep(False), sweep(True)
+    assert len(host.losses) == 8 and resident.losses == host.losses and resident.lrs == host.lrs
