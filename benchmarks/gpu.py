@@ -1,14 +1,18 @@
-"""GPU training throughput: cnnpipe's train step per run.amp / run.compile vs the torchvision recipe.
+"""GPU training throughput: cnnpipe's train step per run.amp / run.compile / run.resident_data vs torchvision.
 
 For mnist_cnn, smile_cnn, cifar_net, horses_cnn and resnet18_horses as params.yaml defines them
 (arch, augment, normalize-shaped inputs, optimizer, loss, batch size), on random uint8 images of
 the size each model's dataset is stored at, in one run:
 
-* cnnpipe: what the train loop does per batch. A uint8 batch in pinned host memory is copied
-  non-blocking to the device, augmented there by the model's own ``augment`` ops
+* cnnpipe: what the train loop does per batch, through its own batch source
+  (:func:`cnnpipe.train.batches.iterate_batches`) over a split of ``8 x batch`` images shuffled
+  per epoch. ``data host``: each batch is gathered from the host array, pinned and copied
+  non-blocking to the device (the next one on a background thread); ``data resident``
+  (``run.resident_data``): the split is copied to the device once and batches are gathered
+  there by index. Then augmented on the device by the model's own ``augment`` ops
   (:class:`cnnpipe.transforms.pipeline.InputPipeline`), normalized, and fed to the channels-last
   model under ``run.amp`` autocast (fp16 with a GradScaler), with the fused optimizer step; once
-  per amp mode (off, bf16, fp16) and with ``run.compile`` off and on;
+  per amp mode (off, bf16, fp16), with ``run.compile`` off and on, and per data path;
 * baseline: the torchvision recipe of the source texts. A ``Dataset`` of PIL images with the
   equivalent per-sample ``torchvision.transforms.v2`` pipeline, a ``DataLoader`` (workers,
   pinned memory), float32 and ``torch.optim`` with its defaults.
@@ -44,6 +48,14 @@ from cnnpipe import device as devices
 from cnnpipe.config.load import load_params
 from cnnpipe.config.train import parse_config
 from cnnpipe.models.network import build_network
+from cnnpipe.train.batches import (
+    Split,
+    augment_generator,
+    batch_indices,
+    epoch_permutation,
+    iterate_batches,
+    make_resident,
+)
 from cnnpipe.train.optim import build_loss, build_optimizer
 from cnnpipe.transforms.pipeline import InputPipeline
 
@@ -84,8 +96,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cnnpipe_rate(config, shape, device, *, amp: str, compile_model: bool, steps: int, batch: int) -> float:
-    """Images/s of cnnpipe's train step (see the module docstring)."""
+def cnnpipe_rate(
+    config, shape, device, *, amp: str, compile_model: bool, resident: bool, steps: int, batch: int
+) -> float:
+    """Images/s of cnnpipe's train step (see the module docstring); ``resident``: run.resident_data."""
     torch.manual_seed(0)
     model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False).to(device)
     model = model.to(memory_format=torch.channels_last)
@@ -96,17 +110,24 @@ def cnnpipe_rate(config, shape, device, *, amp: str, compile_model: bool, steps:
     )
     step_model = torch.compile(model) if compile_model else model
     scaler = devices.grad_scaler(device, amp)
-    pin = device.type == "cuda"
-    host = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8)
-    host = host.pin_memory() if pin else host
-    labels = torch.randint(0, 2, (batch,), device=device)  # every model has at least 2 classes
-    generator = torch.Generator(device=device).manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = 8 * batch
+    split = Split("train", rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, 2, n))
+    split = make_resident(split, device) if resident else split  # every model has at least 2 classes
+
+    def epochs():
+        epoch = 0
+        while True:
+            epoch += 1
+            order = batch_indices(epoch_permutation(n, 0, epoch), batch)
+            yield from iterate_batches(split, order, pipeline, device, augment_generator(0, epoch))
+
+    batches = epochs()
     model.train()
 
     def step() -> None:
-        inputs = pipeline(host.to(device, non_blocking=pin), generator).contiguous(
-            memory_format=torch.channels_last
-        )
+        inputs, labels = next(batches)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
         with devices.autocast(device, amp):
             logits = step_model(inputs)
             logits = logits[0] if isinstance(logits, tuple) else logits
@@ -279,19 +300,19 @@ def main() -> None:
             if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
                 continue
             for compiled in compiles:
-                rate = cnnpipe_rate(
-                    config, shape, device, amp=amp, compile_model=compiled, steps=steps, batch=batch
-                )
-                rows.append(
-                    {"model": name, "amp": amp, "compile": compiled, "batch": batch,
-                     "cnnpipe_img_per_s": rate, "baseline_img_per_s": base, "ratio": rate / base}
-                )  # fmt: skip
-    header = ("model", "amp", "compile", "batch", "cnnpipe img/s", "torchvision img/s", "ratio")
-    print("\n{:<17} {:<5} {:<8} {:>5} {:>14} {:>18} {:>7}".format(*header))
+                for data in ("host", "resident"):
+                    rate = cnnpipe_rate(config, shape, device, amp=amp, compile_model=compiled,
+                                        resident=data == "resident", steps=steps, batch=batch)  # fmt: skip
+                    rows.append(
+                        {"model": name, "amp": amp, "compile": compiled, "data": data, "batch": batch,
+                         "cnnpipe_img_per_s": rate, "baseline_img_per_s": base, "ratio": rate / base}
+                    )  # fmt: skip
+    header = ("model", "amp", "compile", "data", "batch", "cnnpipe img/s", "torchvision img/s", "ratio")
+    print("\n{:<17} {:<5} {:<8} {:<9} {:>5} {:>14} {:>18} {:>7}".format(*header))
     for r in rows:
-        cells = (r["model"], r["amp"], str(r["compile"]).lower(), r["batch"])
+        cells = (r["model"], r["amp"], str(r["compile"]).lower(), r["data"], r["batch"])
         rates = (r["cnnpipe_img_per_s"], r["baseline_img_per_s"], r["ratio"])
-        print("{:<17} {:<5} {:<8} {:>5}".format(*cells), "{:>14.0f} {:>18.0f} {:>6.2f}×".format(*rates))
+        print("{:<17} {:<5} {:<8} {:<9} {:>5}".format(*cells), "{:>14.0f} {:>18.0f} {:>6.2f}×".format(*rates))
     ddp = ddp_rates(device, dry=dry)
     print(f"\nDDP (mnist_cnn train step, img/s over all processes): {ddp}")
     if args.json:

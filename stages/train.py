@@ -1,7 +1,8 @@
 """dvc stage `train@<model>`: train models.<model> → models/<model>/{model.pt,checkpoint.pt,history.json}.
 
 Reads: models.<model>.* (dataset, arch, normalize, augment, eval_transform, train.*), run.device,
-run.max_epochs, run.distributed; data/prepared/<dataset>/ and data/stats/<dataset>.json. Also
+run.amp, run.compile, run.resident_data, run.resident_max_fraction, run.max_epochs,
+run.distributed; data/prepared/<dataset>/ and data/stats/<dataset>.json. Also
 writes dvclive/<model>/ (learning curves) and plots/<model>/augmentation.png. A checkpoint made
 with the same params and data is resumed from its last completed epoch.
 
@@ -28,7 +29,8 @@ from cnnpipe.train.loop import train_model
 
 def watched_keys(model: str) -> list[str]:
     """The params.yaml keys train@<model> depends on (its `params:` in dvc.yaml)."""
-    run_keys = ["run.device", "run.max_epochs", "run.distributed.nproc_per_node", "run.distributed.nnodes"]
+    run_keys = ["run.device", "run.amp", "run.compile", "run.resident_data", "run.resident_max_fraction",
+                "run.max_epochs", "run.distributed.nproc_per_node", "run.distributed.nnodes"]  # fmt: skip
     return [f"models.{model}", *run_keys]
 
 

@@ -28,16 +28,17 @@ def test_dry_run_prints_the_table_and_writes_json(tmp_path):
     assert "DRY RUN" in result.stdout and "cnnpipe img/s" in result.stdout
     report = json.loads(out.read_text())
     assert report["dry_run"] is True and report["device"] == "cpu"
-    # amp off and bf16 (CPU autocast) for each model; compile is left out of the dry run
-    assert [(r["model"], r["amp"], r["compile"]) for r in report["rows"]] == [
-        ("mnist_cnn", "off", False),
-        ("mnist_cnn", "bf16", False),
-        ("smile_cnn", "off", False),
-        ("smile_cnn", "bf16", False),
+    # amp off and bf16 (CPU autocast) for each model, each with the host and the resident batch
+    # source (run.resident_data); compile is left out of the dry run
+    assert [(r["model"], r["amp"], r["compile"], r["data"]) for r in report["rows"]] == [
+        (model, amp, False, data)
+        for model in ("mnist_cnn", "smile_cnn")
+        for amp in ("off", "bf16")
+        for data in ("host", "resident")
     ]
     for row in report["rows"]:
         assert row["cnnpipe_img_per_s"] > 0 and row["baseline_img_per_s"] > 0
         assert abs(row["ratio"] - row["cnnpipe_img_per_s"] / row["baseline_img_per_s"]) < 1e-9
-        assert f"{row['model']:<17} {row['amp']:<5}" in result.stdout
+        assert f"{row['model']:<17} {row['amp']:<5} {'false':<8} {row['data']:<9}" in result.stdout
     # the 2-process job ran over gloo and was compared with one process
     assert set(report["ddp"]) == {"1 process", "2 processes"} and min(report["ddp"].values()) > 0

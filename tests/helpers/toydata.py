@@ -87,7 +87,14 @@ def toy_params(
         **model,
     }
     return {
-        "run": {"device": "cpu", "amp": "auto", "compile": False, "max_epochs": None},
+        "run": {
+            "device": "cpu",
+            "amp": "auto",
+            "compile": False,
+            "resident_data": "auto",
+            "resident_max_fraction": 0.25,
+            "max_epochs": None,
+        },
         "models": {name: entry},
     }
 

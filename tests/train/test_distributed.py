@@ -169,14 +169,18 @@ def _assert_written_once(root: Path, output: str, writes: dict[str, list[str]]) 
     ]
 
 
-def test_two_gloo_processes_match_a_single_process_run(tmp_path):
+@pytest.mark.parametrize("resident", [False, True], ids=["host", "resident"])
+def test_two_gloo_processes_match_a_single_process_run(tmp_path, resident):
+    """With run.resident_data: true each rank batches its shard from its own copy of the splits."""
     single = tmp_path / "single"
     write_dataset(single, sizes=SIZES)
     train_model(parse_config(NAME, _params()), root=single, log=lambda _: None)
 
     ddp = tmp_path / "ddp"
     write_dataset(ddp, sizes=SIZES)
-    write_params(ddp, _params(nproc_per_node=2))
+    params = _params(nproc_per_node=2)
+    params["run"]["resident_data"] = resident
+    write_params(ddp, params)
     env, audit = _audit_env(tmp_path, ddp)
     run = subprocess.run(
         [sys.executable, str(STAGE), NAME], cwd=ddp, env=env, capture_output=True, text=True, timeout=300
@@ -184,6 +188,7 @@ def test_two_gloo_processes_match_a_single_process_run(tmp_path):
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert "x 2 processes (DDP)" in run.stdout
+    assert ("run.resident_data: train and valid split(s) kept on cpu" in run.stdout) == resident
     _assert_written_once(ddp, output, _writes(audit))
     worst = _assert_close_runs(single, ddp)
     print(f"largest weight difference DDP vs single process: {worst:.3g} (tolerance {ATOL})")

@@ -1,8 +1,9 @@
 """``run`` of params.yaml: the settings every train stage shares, validated into dataclasses.
 
 ``run.device`` (auto, cpu, cuda, cuda:N or mps), ``run.amp`` (auto, bf16, fp16 or off),
-``run.compile`` (torch.compile the model), ``run.max_epochs`` (a cap on every model's epochs,
-null for none) and the launcher settings ``run.distributed``.
+``run.compile`` (torch.compile the model), ``run.resident_data`` / ``run.resident_max_fraction``
+(keep the prepared splits on the training device), ``run.max_epochs`` (a cap on every model's
+epochs, null for none) and the launcher settings ``run.distributed``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnpipe.checks import choice, flag, integer, mapping, param_error, section
+from cnnpipe.checks import choice, flag, integer, mapping, number, param_error, section
 from cnnpipe.errors import ParamError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
@@ -40,11 +41,13 @@ class DistributedSettings:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """``run``: the device, mixed precision, compilation, the epoch cap and the DDP launcher."""
+    """``run``: device, mixed precision, compilation, resident data, the epoch cap, the DDP launcher."""
 
     device: str = "auto"
     amp: str = "auto"
     compile: bool = False
+    resident_data: str | bool = "auto"  # "auto", True or False
+    resident_max_fraction: float = 0.25  # share of the GPU's total memory auto may fill with data
     max_epochs: int | None = None
     distributed: DistributedSettings = field(default_factory=DistributedSettings)
 
@@ -54,6 +57,21 @@ def _device(value: Any, key: str) -> str:
     if value in DEVICES or (isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit()):
         return value
     raise param_error(key, "expected auto, cpu, cuda, cuda:N or mps", value)
+
+
+def _resident(value: Any, key: str) -> str | bool:
+    """``auto``, ``true`` or ``false``."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise param_error(key, "must be auto, true or false", value)
+
+
+def _share(value: Any, key: str) -> float:
+    """A fraction f with 0 < f <= 1."""
+    share = number(value, key)
+    if not 0 < share <= 1:
+        raise param_error(key, "must be a fraction with 0 < f <= 1", value)
+    return share
 
 
 def _endpoint(value: Any, key: str) -> str:
@@ -92,6 +110,8 @@ def parse_run(params: Mapping[str, Any]) -> RunSettings:
         device=_device(run.get("device", "auto"), "run.device"),
         amp=choice(run.get("amp", "auto"), "run.amp", AMP_MODES),
         compile=flag(run.get("compile", False), "run.compile"),
+        resident_data=_resident(run.get("resident_data", "auto"), "run.resident_data"),
+        resident_max_fraction=_share(run.get("resident_max_fraction", 0.25), "run.resident_max_fraction"),
         max_epochs=None if max_epochs is None else integer(max_epochs, "run.max_epochs", 1),
         distributed=parse_distributed(params),
     )

@@ -26,7 +26,7 @@ from cnnpipe.checks import (
     positive,
     required,
 )
-from cnnpipe.config.run import parse_run
+from cnnpipe.config.run import RunSettings, parse_run
 from cnnpipe.errors import ParamError
 from cnnpipe.models.network import AnyArch, parse_any_arch
 from cnnpipe.transforms.spec import build_transform
@@ -97,6 +97,8 @@ class TrainConfig:
     amp: str  # run.amp
     compile: bool  # run.compile
     model_params: dict[str, Any]  # the raw models.<name> mapping (part of the checkpoint fingerprint)
+    resident_data: str | bool = RunSettings.resident_data  # run.resident_data: auto, True or False
+    resident_max_fraction: float = RunSettings.resident_max_fraction  # run.resident_max_fraction
 
     @property
     def key(self) -> str:
@@ -173,7 +175,8 @@ def parse_dataset_name(params: Mapping[str, Any], name: str) -> str:
 
 
 def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
-    """Validate ``models.<name>`` plus ``run.device`` / ``amp`` / ``compile`` / ``max_epochs`` of params."""
+    """Validate ``models.<name>`` plus ``run.device`` / ``amp`` / ``compile`` / ``resident_data`` /
+    ``resident_max_fraction`` / ``max_epochs`` of params."""
     key = f"models.{name}"
     model = _model_entry(params, name)
     dataset = parse_dataset_name(params, name)
@@ -199,4 +202,6 @@ def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
         amp=run.amp,
         compile=run.compile,
         model_params=copy.deepcopy(dict(model)),
+        resident_data=run.resident_data,
+        resident_max_fraction=run.resident_max_fraction,
     )

@@ -7,6 +7,13 @@ fancy index on the memory map (rows read in ascending order), wrapped with
 ``torch.from_numpy``, pinned and copied asynchronously when training on CUDA, and turned
 into model inputs on the device by the model's :class:`~cnnpipe.transforms.pipeline.InputPipeline`.
 The next batch is gathered on a background thread while the current one trains.
+
+A split small enough for the device (``run.resident_data``, decided by :func:`resident_plan`)
+is instead copied there once by :func:`make_resident`, still uint8, and kept beside the memory
+map as :attr:`Split.resident`. Its batches are the same rows in the same order, gathered by
+index on the device: per pass over the split the rows of every batch go to the device in one
+small int64 copy, and no image or label crosses from the host per batch. The augmentation and
+normalization ops are the same, so on the CPU both paths give bit-identical batches.
 """
 
 from __future__ import annotations
@@ -29,16 +36,37 @@ SHUFFLE_STREAM = 1  # stream ids for derive_seed(seed, epoch, stream)
 AUGMENT_STREAM = 2
 
 
+RESIDENT_CHUNK_BYTES = 64 * 2**20  # the memory map is copied to the device this much at a time
+
+
+@dataclass
+class DeviceArrays:
+    """A split held on the training device: images uint8 N×C×H×W, labels int64 N."""
+
+    images: Tensor
+    labels: Tensor
+
+
 @dataclass
 class Split:
-    """One prepared split: images memory-mapped (uint8 N×C×H×W), labels in memory (int64 N)."""
+    """One prepared split: images memory-mapped (uint8 N×C×H×W), labels in memory (int64 N).
+
+    ``resident`` holds a copy on the training device when the split is kept there
+    (:func:`make_resident`); batches are then gathered from it instead of the memory map.
+    """
 
     name: str
     images: np.ndarray
     labels: np.ndarray
+    resident: DeviceArrays | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the split takes on a device (images and labels)."""
+        return int(self.images.nbytes) + int(self.labels.nbytes)
 
 
 def open_split(prepared_dir: str | Path, split: str) -> Split:
@@ -89,6 +117,61 @@ def batch_indices(order: Tensor | np.ndarray, batch_size: int) -> list[np.ndarra
     return [np.sort(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
+def to_device(tensor: Tensor, device: torch.device, non_blocking: bool = False) -> Tensor:
+    """The one place batch data crosses from the host to ``device`` (the tests count the calls)."""
+    return tensor.to(device, non_blocking=non_blocking)
+
+
+def resident_plan(
+    setting: str | bool, device_type: str, sizes: list[int], total_memory: int, max_fraction: float
+) -> list[bool]:
+    """Which splits (of ``sizes`` bytes, in order) to keep on the device (``run.resident_data``).
+
+    ``True`` keeps all of them, ``False`` none. ``"auto"`` keeps splits only on CUDA, taking
+    them in order (train first) while their sum stays within ``max_fraction`` of the device's
+    ``total_memory`` (``run.resident_max_fraction``); a split that does not fit in what is left
+    stays on the host path.
+    """
+    if setting is True or setting is False:
+        return [setting] * len(sizes)
+    if device_type != "cuda":
+        return [False] * len(sizes)
+    budget, plan = max_fraction * total_memory, []
+    for size in sizes:
+        fits = size <= budget
+        budget -= size if fits else 0
+        plan.append(fits)
+    return plan
+
+
+def make_resident(split: Split, device: torch.device) -> Split:
+    """``split`` with its images (still uint8) and labels copied to ``device`` once.
+
+    The copy goes chunk by chunk from the memory map, so the host never holds a second
+    copy of the whole split.
+    """
+    n = len(split)
+    images = torch.empty(split.images.shape, dtype=torch.uint8, device=device)
+    step = max(1, RESIDENT_CHUNK_BYTES // max(1, split.images[:1].nbytes))
+    for start in range(0, n, step):
+        images[start : start + step].copy_(torch.from_numpy(np.array(split.images[start : start + step])))
+    labels = to_device(torch.from_numpy(np.array(split.labels, dtype=np.int64)), device)
+    return Split(split.name, split.images, split.labels, DeviceArrays(images, labels))
+
+
+def _resident_batches(
+    arrays: DeviceArrays,
+    batches: list[np.ndarray],
+    pipeline: InputPipeline,
+    generator: torch.Generator | None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    sizes = [len(rows) for rows in batches]
+    rows = torch.from_numpy(np.concatenate(batches).astype(np.int64, copy=False))
+    device_rows = to_device(rows, arrays.images.device)  # one copy for the whole pass
+    for index in torch.split(device_rows, sizes):
+        yield pipeline(arrays.images[index], generator), arrays.labels[index]
+
+
 def _gather(split: Split, rows: np.ndarray, pin: bool) -> tuple[Tensor, Tensor]:
     images = torch.from_numpy(np.ascontiguousarray(split.images[rows]))
     labels = torch.from_numpy(split.labels[rows])
@@ -107,9 +190,13 @@ def iterate_batches(
     """Yield ``(inputs, labels)`` on ``device``: inputs float32 transformed + normalized, labels int64.
 
     ``generator`` feeds the pipeline's random ops (None for a deterministic eval pipeline).
+    A resident split (:attr:`Split.resident`) is batched on the device it is held on.
     """
     cuda = device.type == "cuda"
     if not batches:
+        return
+    if split.resident is not None:
+        yield from _resident_batches(split.resident, batches, pipeline, generator)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gather") as pool:
         pending = pool.submit(_gather, split, batches[0], cuda)
@@ -117,8 +204,8 @@ def iterate_batches(
             images, labels = pending.result()
             if i + 1 < len(batches):
                 pending = pool.submit(_gather, split, batches[i + 1], cuda)
-            images = images.to(device, non_blocking=cuda)
-            labels = labels.to(device, non_blocking=cuda)
+            images = to_device(images, device, non_blocking=cuda)
+            labels = to_device(labels, device, non_blocking=cuda)
             yield pipeline(images, generator), labels
 
 

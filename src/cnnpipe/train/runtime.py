@@ -4,6 +4,7 @@
 splits, resolves normalization, builds the train and eval input pipelines and checks that
 they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
 seeds the global generators and builds the model, optimizer and loss on the chosen device.
+Splits that ``run.resident_data`` keeps on the device are copied there once, here.
 The training loop and the learning-rate range test both start from it. In a DDP worker
 (:mod:`cnnpipe.train.distributed`) the device is the worker's and the model is also wrapped
 in ``DistributedDataParallel`` for the training steps.
@@ -26,7 +27,7 @@ from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.models.network import build_network
 from cnnpipe.models.transfer import TransferArch
 from cnnpipe.paths import RunPaths
-from cnnpipe.train.batches import Split, open_split
+from cnnpipe.train.batches import Split, make_resident, open_split, resident_plan
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
@@ -163,6 +164,36 @@ def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] =
     )
 
 
+def _device_memory(device: torch.device) -> int:
+    """Total memory of a CUDA device in bytes (0 elsewhere: auto keeps nothing resident there)."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
+
+
+def keep_resident(
+    config: TrainConfig, data: DataSetup, device: torch.device, log: Callable[[str], None]
+) -> None:
+    """Copy the train and validation splits to ``device`` where ``run.resident_data`` says so."""
+    names = ["train", data.valid_name]
+    splits = [data.train, data.valid]
+    total = _device_memory(device) if config.resident_data == "auto" else 0  # only auto budgets
+    plan = resident_plan(config.resident_data, device.type, [s.nbytes for s in splits], total,
+                         config.resident_max_fraction)  # fmt: skip
+    if not any(plan):
+        return
+    kept = [name for name, keep in zip(names, plan, strict=True) if keep]
+    mib = sum(s.nbytes for s, keep in zip(splits, plan, strict=True) if keep) / 2**20
+    try:
+        data.train, data.valid = (
+            make_resident(s, device) if keep else s for s, keep in zip(splits, plan, strict=True)
+        )
+    except torch.OutOfMemoryError:
+        raise ParamError(
+            f"run.resident_data: {str(config.resident_data).lower()}, but the {' and '.join(kept)} split(s) "
+            f"({mib:.0f} MiB) do not fit on {device}; set run.resident_data: false to keep them on the host"
+        ) from None
+    log(f"run.resident_data: {' and '.join(kept)} split(s) kept on {device} ({mib:.1f} MiB)")
+
+
 def build_runtime(
     config: TrainConfig,
     *,
@@ -182,6 +213,7 @@ def build_runtime(
     if device_warning:
         log(f"warning: {device_warning}")
     amp = devices.resolve_amp(config.amp, device)
+    keep_resident(config, data, device, log)
     devices.configure(device)
     devices.seed_everything(config.train.seed)
     model = build_network(config.arch, key=f"{config.key}.arch").to(device)
