@@ -245,6 +245,16 @@ def test_unknown_l2_layer_is_one_line_listing_the_valid_ones():
     assert "\n" not in str(info.value)
 
 
+def test_unknown_l2_layer_of_a_large_model_names_the_first_layers_and_points_at_summary():
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(40)])
+    with pytest.raises(ParamError) as info:
+        check_l2_layers(model, ["fc"], "k")
+    message = str(info.value)
+    assert message.startswith("k: no layer named 'fc'; valid layers (or a container of them): 0, 1, 2,")
+    assert ", 29, … (10 more: `cnnpipe summary <model>` lists every layer)" in message
+    assert ", 30," not in message and "\n" not in message
+
+
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         _settings().lr = 1.0

@@ -159,8 +159,19 @@ def layer_names(model: nn.Module) -> list[str]:
     ]
 
 
+LISTED_LAYERS = 30  # a backbone has hundreds: the message names this many, then points at summary
+
+
+def _valid_layers(model: nn.Module) -> str:
+    names = layer_names(model)
+    listed = ", ".join(names[:LISTED_LAYERS])
+    more = len(names) - LISTED_LAYERS
+    return listed if more <= 0 else f"{listed}, … ({more} more: `cnnpipe summary <model>` lists every layer)"
+
+
 def check_l2_layers(model: nn.Module, layers: Sequence[str], key: str) -> None:
-    """Raise a one-line ParamError naming ``key`` when a name of ``layers`` is no module of ``model``.
+    """Raise a one-line ParamError naming ``key`` when a name of ``layers`` is no module of
+    ``model``, or one without trainable parameters.
 
     Any ``named_modules()`` name holding trainable parameters is accepted (a container such
     as ``classifier`` covers its layers); the message lists the layers that hold parameters.
@@ -170,13 +181,13 @@ def check_l2_layers(model: nn.Module, layers: Sequence[str], key: str) -> None:
     if unknown:
         raise ParamError(
             f"{key}: no layer named {', '.join(map(repr, unknown))}; valid layers (or a container of "
-            f"them): {', '.join(layer_names(model))}"
+            f"them): {_valid_layers(model)}"
         )
     empty = [name for name in layers if not any(p.requires_grad for p in modules[name].parameters())]
     if empty:
         raise ParamError(
             f"{key}: {', '.join(map(repr, empty))} holds no trainable parameters (an activation, pooling "
-            f"or frozen layer); valid layers: {', '.join(layer_names(model))}"
+            f"or frozen layer); valid layers: {_valid_layers(model)}"
         )
 
 
