@@ -48,7 +48,7 @@ TRANSFER_MODELS = [
     "resnet18_horses", "resnet18_rps", "resnet18_sea",
 ]  # fmt: skip
 MODELS = [
-    "fashion_cnn", "mnist_cnn", "smile_cnn", "horses_cnn", "horses_cnn_aug",
+    "fashion_cnn", "fashion_dnn", "mnist_cnn", "smile_cnn", "horses_cnn", "horses_cnn_aug",
     "cifar2_fc", "cifar2_fc_deep", "cifar_net", "sea_cnn", *TRANSFER_MODELS,
 ]  # fmt: skip
 

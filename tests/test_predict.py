@@ -13,10 +13,14 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from cnnpipe.cli import main
+from cnnpipe.config.train import parse_config
 from cnnpipe.errors import DataFormatError
 from cnnpipe.models.trained import load_trained
 from cnnpipe.predict import PredictionError, PredictionResult, format_results, predict_files
+from cnnpipe.train.loop import train_model
 from tests.helpers.bundles import save_random_bundle
+from tests.helpers.toydata import toy_images, toy_params, write_dataset
 
 RGB_ARCH = {
     "input": [3, 16, 16],
@@ -89,8 +93,8 @@ def images(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def _by_hand(model_path: Path, image_path: Path) -> np.ndarray:
-    """Class probabilities computed with PIL and torch directly, not through cnnpipe's pipeline."""
+def _outputs_by_hand(model_path: Path, image_path: Path) -> torch.Tensor:
+    """The model's raw outputs computed with PIL and torch directly, not through cnnpipe's pipeline."""
     trained = load_trained(model_path)
     c, h, w = trained.input_shape
     with Image.open(image_path) as img:
@@ -103,7 +107,15 @@ def _by_hand(model_path: Path, image_path: Path) -> np.ndarray:
     mean = torch.tensor(trained.normalization["mean"]).view(-1, 1, 1)
     std = torch.tensor(trained.normalization["std"]).view(-1, 1, 1)
     with torch.no_grad():
-        logits = trained.model(((x - mean) / std)[None]).double()[0]
+        return trained.model(((x - mean) / std)[None])[0]
+
+
+def _by_hand(model_path: Path, image_path: Path) -> np.ndarray:
+    """Class probabilities from :func:`_outputs_by_hand`."""
+    trained = load_trained(model_path)
+    logits = _outputs_by_hand(model_path, image_path).double()
+    if trained.log_probs:
+        return logits.exp().numpy()
     if trained.binary:
         p = torch.sigmoid(logits[0]).item()
         return np.array([1 - p, p])
@@ -150,6 +162,72 @@ def test_binary_probability_is_for_the_predicted_class(models, images):
     assert dict(result.top) == pytest.approx({"horses": expected[0], "humans": expected[1]}, abs=1e-6)
     text = format_results([result])
     assert text.startswith(f"{images['jpeg']}: {result.label} (prob ") and "; next: " in text
+
+
+def _logits_line(line: str) -> tuple[str, list[float], int]:
+    """(class name, printed outputs, printed index) of one ``--logits`` line."""
+    head, _, tail = line.partition("; outputs [")
+    values, _, index = tail.partition("], max index ")
+    label = head.split(": ", 1)[1].split(" (prob ")[0]
+    return label, [float(v) for v in values.split(", ")], int(index)
+
+
+@pytest.mark.parametrize("model", ["rgb", "bin", "gray"])
+def test_logits_option_prints_raw_outputs_and_the_torch_max_index(models, images, model, capsys):
+    paths = [images[k] for k in ("rgba", "jpeg", "palette")]
+    main(["predict", str(models[model]), *map(str, paths), "--logits"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(paths)
+    plain = format_results(predict_files(models[model], paths)).splitlines()
+    classes = load_trained(models[model]).classes
+    for line, before, path in zip(lines, plain, paths, strict=True):
+        assert line.startswith(before + "; outputs [")  # today's class and probability come first
+        label, printed, index = _logits_line(line)
+        raw = _outputs_by_hand(models[model], path)
+        assert printed == pytest.approx(raw.tolist(), abs=1e-4)
+        assert index == int(torch.max(raw[None], 1)[1][0])
+        assert len(printed) == len(raw) == (1 if model == "bin" else len(classes))
+        if model != "bin":  # the arg-max of the logits is the predicted class
+            assert classes[index] == label
+        else:  # a single logit: torch.max has one column to pick; the sign gives the class
+            assert index == 0 and label == classes[int(raw[0] > 0)]
+    assert "outputs" not in "\n".join(plain)  # only with --logits
+
+
+@pytest.fixture(scope="module")
+def trained_log_softmax(tmp_path_factory) -> Path:
+    """A toy MLP ending in LogSoftmax, trained a few epochs with NLL (the fashion_dnn recipe)."""
+    root = tmp_path_factory.mktemp("trained")
+    write_dataset(root)
+    params = toy_params(train={"loss": "nll", "epochs": 4})
+    params["models"]["toy_cnn"]["arch"].update(conv=[], hidden=[16], dropout=0.0, log_softmax=True)
+    train_model(parse_config("toy_cnn", params), root=root, log=lambda _: None)
+    return root / "models" / "toy_cnn" / "model.pt"
+
+
+def test_log_softmax_model_predicts_the_exp_of_its_outputs(trained_log_softmax, tmp_path, capsys):
+    trained = load_trained(trained_log_softmax)
+    assert trained.log_probs and trained.classes == ["c0", "c1", "c2"]
+    images, labels = toy_images(6, 3, seed=11)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"toy{i}.png")
+        Image.fromarray(image[0], "L").save(paths[-1])
+    results = predict_files(trained_log_softmax, paths, top_k=3)
+    for result, path in zip(results, paths, strict=True):
+        outputs = _outputs_by_hand(trained_log_softmax, path).double()
+        assert (outputs <= 0).all()
+        assert result.outputs == pytest.approx(outputs.tolist(), abs=1e-5)
+        expected = dict(zip(trained.classes, outputs.exp().tolist(), strict=True))
+        assert dict(result.top) == pytest.approx(expected, abs=1e-6)
+        assert sum(p for _, p in result.top) == pytest.approx(1.0)
+        assert result.label == trained.classes[result.max_index]
+    # the trained model finds the bright patch of each class
+    assert [r.label for r in results] == [f"c{k}" for k in labels]
+    main(["predict", str(trained_log_softmax), str(paths[0]), "--logits"])
+    label, printed, index = _logits_line(capsys.readouterr().out.strip())
+    assert label == results[0].label == trained.classes[index]
+    assert printed == pytest.approx(results[0].outputs, abs=1e-4)
 
 
 def test_missing_or_damaged_model_is_an_error(images, tmp_path):

@@ -84,6 +84,7 @@ SPEC_RECIPES = {
     "fashion_cnn": Recipe(
         "stats", "fashion_mnist", ADAM, 1e-3, 0, None, 50, "cross_entropy", [], [], 333_898
     ),
+    "fashion_dnn": Recipe("stats", "fashion_mnist", ADAM, 1e-3, 0, None, None, "nll", [], [], 101_770),
     "mnist_cnn": Recipe("none", "mnist", ADAM, 1e-3, 0, 64, 20, "cross_entropy", [], [], 3_274_634),
     "smile_cnn": Recipe(
         "none", "celeba_smile", ADAM, 1e-3, 0, 32, 30, "bce", CROP178_FLIP_64, EVAL_178_64, 388_673

@@ -128,7 +128,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from cnnpipe.predict import PredictionError, format_results, predict_files
 
     results = predict_files(_model_file(args.model), args.images, device=args.device, top_k=args.top_k)
-    print(format_results(results))
+    print(format_results(results, logits=args.logits))
     failed = sum(isinstance(r, PredictionError) for r in results)
     if failed:
         raise CnnpipeError(f"{failed} of {len(results)} file(s) could not be predicted (see above)")
@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="model name (models/<name>/model.pt) or path to a model.pt")
     predict.add_argument("images", nargs="+", type=Path, help="image files of any size or mode")
     predict.add_argument("--top-k", type=int, default=1, help="also show the next best classes")
+    predict.add_argument(
+        "--logits", action="store_true", help="also print the raw model outputs and their torch.max index"
+    )
     predict.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
     predict.set_defaults(func=_cmd_predict)
 

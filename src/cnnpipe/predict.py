@@ -30,12 +30,15 @@ from cnnpipe.transforms.pipeline import InputPipeline
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """The predicted class of one file, its probability, and the ``top_k`` best classes."""
+    """The predicted class of one file, its probability, the ``top_k`` best classes, and the
+    model's raw outputs with the index ``torch.max`` picks among them."""
 
     path: str
     label: str
     probability: float
     top: list[tuple[str, float]] = field(default_factory=list)  # best first, label included
+    outputs: list[float] = field(default_factory=list)  # logits (log-probabilities for arch.log_softmax)
+    max_index: int = 0  # torch.max(outputs, 1)'s index: 0 for a single-logit model
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,30 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
 
 @torch.inference_mode()
 def _predict_one(
-    trained: TrainedModel, pipeline: InputPipeline, image: np.ndarray, device: torch.device, top_k: int
-) -> tuple[str, float, list[tuple[str, float]]]:
+    trained: TrainedModel,
+    pipeline: InputPipeline,
+    image: np.ndarray,
+    device: torch.device,
+    top_k: int,
+    path: str,
+) -> PredictionResult:
     x = pipeline(torch.from_numpy(image).unsqueeze(0).to(device))
-    logits = trained.model(x).double().cpu()[0]
+    raw = trained.model(x).cpu()
+    _, index = torch.max(raw, 1)  # what the sources print beside the raw outputs
+    outputs = raw.double()[0]
     if trained.binary:
-        p = float(torch.sigmoid(logits[0]))
+        p = float(torch.sigmoid(outputs[0]))
         probs = torch.tensor([1.0 - p, p], dtype=torch.float64)
+    elif trained.log_probs:  # a network ending in LogSoftmax: its outputs are log-probabilities
+        probs = outputs.exp()
     else:
-        probs = torch.softmax(logits, dim=0)
+        probs = torch.softmax(outputs, dim=0)
     # the best class first; equal probabilities keep the lower class index first
     order = sorted(range(len(probs)), key=lambda i: (-float(probs[i]), i))
     top = [(trained.classes[i], float(probs[i])) for i in order[: max(1, top_k)]]
-    return top[0][0], top[0][1], top
+    return PredictionResult(
+        path, top[0][0], top[0][1], top, outputs=[float(v) for v in raw[0]], max_index=int(index[0])
+    )
 
 
 def predict_files(
@@ -106,7 +120,9 @@ def predict_files(
 
     ``device`` may be ``"auto"`` (CUDA, then MPS, then CPU). A binary (single-logit) model
     predicts ``classes[1]`` with probability sigmoid(logit) when the logit is positive, else
-    ``classes[0]`` with 1 − sigmoid(logit). ``top_k`` > 1 also lists the next best classes.
+    ``classes[0]`` with 1 − sigmoid(logit); a network ending in LogSoftmax (``arch.log_softmax``)
+    gives the ``exp`` of its log-probabilities. ``top_k`` > 1 also lists the next best classes.
+    Each result also keeps the raw outputs and their ``torch.max`` index (``--logits``).
     An unreadable model file raises :class:`~cnnpipe.errors.DataFormatError`; an unreadable
     image gives a :class:`PredictionError` in its place.
     """
@@ -121,22 +137,30 @@ def predict_files(
         except (*IMAGE_ERRORS, OSError) as exc:
             results.append(PredictionError(shown, _error_reason(exc)))
             continue
-        label, probability, top = _predict_one(trained, pipeline, image, device, int(top_k))
-        results.append(PredictionResult(shown, label, probability, top))
+        results.append(_predict_one(trained, pipeline, image, device, int(top_k), shown))
     return results
 
 
-def format_results(results: Iterable[PredictionResult | PredictionError]) -> str:
+def format_results(results: Iterable[PredictionResult | PredictionError], *, logits: bool = False) -> str:
     """One line per file: ``path: class (prob 0.97)`` (more classes after it with ``top_k`` > 1),
-    or ``path: error: reason``."""
+    or ``path: error: reason``.
+
+    ``logits`` appends the raw model outputs and the index ``torch.max`` picks, as the sources
+    print them: ``; outputs [1.2345, -0.5000], max index 0``.
+    """
     lines = []
     for result in results:
         if isinstance(result, PredictionError):
             lines.append(f"{result.path}: error: {result.reason}")
             continue
-        best = f"{result.path}: {result.label} (prob {result.probability:.2f})"
+        line = f"{result.path}: {result.label} (prob {result.probability:.2f})"
         others = ", ".join(f"{label} ({prob:.2f})" for label, prob in result.top[1:])
-        lines.append(f"{best}; next: {others}" if others else best)
+        if others:
+            line += f"; next: {others}"
+        if logits:
+            raw = ", ".join(f"{value:.4f}" for value in result.outputs)
+            line += f"; outputs [{raw}], max index {result.max_index}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -57,6 +57,20 @@ def test_multiclass_metrics_match_sklearn():
     assert compute_metrics(labels, probs, CLASSES)["loss"] == pytest.approx(log_loss(labels, probs), abs=1e-6)
 
 
+def test_log_probabilities_give_their_exp_and_nll():
+    logits, labels = _random(50, 4, seed=3)
+    log_probs = torch.log_softmax(torch.tensor(logits), dim=1).numpy()
+    probs = probabilities(log_probs, log_probs=True)
+    assert probs == pytest.approx(np.exp(log_probs), abs=1e-12)
+    assert probs == pytest.approx(probabilities(logits), abs=1e-12)
+    assert probs.sum(axis=1) == pytest.approx(np.ones(50))
+    nll = -log_probs[np.arange(50), labels].mean()
+    assert mean_loss(log_probs, labels, log_probs=True) == pytest.approx(nll, abs=1e-12)
+    assert mean_loss(log_probs, labels, log_probs=True) == pytest.approx(mean_loss(logits, labels), abs=1e-9)
+    with pytest.raises(ValueError, match="N×K"):
+        probabilities(log_probs[:, 0], log_probs=True)
+
+
 def test_binary_metrics_match_sklearn_and_bce():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=150) * 3

@@ -169,6 +169,36 @@ def test_mlp_skips_conv_figures(project, params):
     assert set(metrics) == {"accuracy", "loss", "macro_f1"}  # no dvclive summary for this model
 
 
+def test_log_softmax_network_evaluates_as_its_logits_twin(project, params):
+    """arch.log_softmax adds no parameter: with the same weights, exp of its log-probabilities
+    gives the same probabilities, predictions and (NLL = cross-entropy) loss as the plain net."""
+    _, arch, classes, norm, eval_transform, shape = MODELS["tinymlp"]
+    save_random_bundle(
+        project / "models" / "tinymlp_ls" / "model.pt",
+        "tinymlp_ls",
+        {**arch, "log_softmax": True},
+        seed=0,
+        spread=3.0,
+        classes=classes,
+        normalization=norm,
+        eval_transform=eval_transform,
+        input_shape=shape,
+    )
+    params["models"]["tinymlp_ls"] = {"dataset": "gray"}
+    plain = evaluate_params("tinymlp", params, root=project, log=lambda _: None)["metrics"]
+    with_log_softmax = evaluate_params("tinymlp_ls", params, root=project, log=lambda _: None)["metrics"]
+    assert load_trained(project / "models" / "tinymlp_ls" / "model.pt").log_probs
+    assert with_log_softmax == pytest.approx(plain, abs=2e-6)
+    assert plain["loss"] > 0 and 0 < plain["accuracy"] < 1
+    rows = {name: _rows(project / "plots" / name / "predictions.csv") for name in ("tinymlp", "tinymlp_ls")}
+    assert [(r["actual"], r["predicted"]) for r in rows["tinymlp_ls"]] == [
+        (r["actual"], r["predicted"]) for r in rows["tinymlp"]
+    ]
+    probs = [float(r["probability"]) for r in rows["tinymlp_ls"]]
+    assert probs == pytest.approx([float(r["probability"]) for r in rows["tinymlp"]], abs=1e-6)
+    assert all(1 / 3 <= p <= 1 for p in probs)
+
+
 def test_evaluation_is_reproducible(project):
     evaluate_params("tiny", _params(batch_size=7), root=project, log=lambda _: None)
     first = (project / "metrics" / "tiny.json").read_bytes()

@@ -43,6 +43,59 @@ def test_fashion_cnn_has_no_activation_between_its_linears():
     assert [type(m) for m in classifier] == [nn.Flatten, nn.Linear, nn.Linear]
 
 
+def test_fashion_dnn_is_the_mlp_ending_in_log_softmax():
+    arch = params_arch("fashion_dnn")
+    model = build_model(arch)
+    assert len(model.features) == 0
+    assert [type(m) for m in model.classifier] == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.LogSoftmax]
+    assert (model.classifier.fc1.in_features, model.classifier.fc1.out_features) == (784, 128)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        log_probs = model(torch.rand(5, *arch["input"]))
+    assert (log_probs <= 0).all()
+    assert torch.allclose(log_probs.exp().sum(dim=1), torch.ones(5, dtype=log_probs.dtype))
+    # the same network without the LogSoftmax returns the logits those are the log-softmax of
+    torch.manual_seed(1)
+    with_softmax = build_model(arch)
+    torch.manual_seed(1)
+    plain = build_model({**arch, "log_softmax": False})
+    assert with_softmax.state_dict().keys() == plain.state_dict().keys()
+    x = torch.rand(3, *arch["input"])
+    with torch.no_grad():
+        assert torch.allclose(with_softmax(x), torch.log_softmax(plain(x), dim=1))
+
+
+def test_avg_pool_block_builds_average_pooling_with_the_same_shapes_and_count():
+    arch = params_arch("fashion_cnn")
+    arch["conv"][1]["pool_type"] = "avg"
+    model = build_model(arch)
+    assert isinstance(model.features.conv1_pool, nn.MaxPool2d)  # the default
+    assert isinstance(model.features.conv2_pool, nn.AvgPool2d)
+    assert model.features.conv2_pool.kernel_size == 2
+    assert feature_shapes(arch) == feature_shapes(params_arch("fashion_cnn")) == [(64, 14, 14), (64, 6, 6)]
+    assert count_parameters(model) == SPEC_COUNTS["fashion_cnn"]
+    model.eval()
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+        block = model.features
+        conv = block.conv2_act(block.conv2(block.conv1_pool(block.conv1_act(block.conv1(x)))))
+        assert torch.allclose(block.conv2_pool(conv), torch.nn.functional.avg_pool2d(conv, 2))
+        assert not torch.allclose(block.conv2_pool(conv), torch.nn.functional.max_pool2d(conv, 2))
+    # an odd size floors as max pooling does: 5x5 -> 2x2
+    odd = {"input": [1, 7, 7], "conv": [{"out": 2, "kernel": 3, "pool": 2, "pool_type": "avg"}], "outputs": 2}
+    assert feature_shapes(odd) == [(2, 2, 2)]
+    assert build_model(odd)(torch.zeros(1, 1, 7, 7)).shape == (1, 2)
+
+
+def test_existing_models_keep_max_pooling():
+    for name in from_scratch_models():
+        pools = [
+            m for m in build_model(params_arch(name)).modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))
+        ]
+        assert all(isinstance(m, nn.MaxPool2d) for m in pools), name
+
+
 def test_dropout_override_changes_p_not_count():
     arch = params_arch("mnist_cnn")
     arch["dropout"] = 0.3
@@ -91,6 +144,12 @@ def _with(change):
         (lambda a: a.update(conv={"out": 3}), "conv: must be a list"),
         (lambda a: a.update(hidden=[]), "dropout: applies after hidden linear layers"),
         (lambda a: a.pop("outputs"), "outputs: missing"),
+        (
+            lambda a: a["conv"][1].update(pool_type="mean"),
+            "conv[1].pool_type: expected max or avg, got 'mean'",
+        ),
+        (lambda a: a.update(log_softmax="yes"), "log_softmax: must be true or false"),
+        (lambda a: a.update(log_softmax=True, outputs=1), "log_softmax: a LogSoftmax over one output"),
     ],
 )
 def test_bad_values_give_one_line_error_naming_the_key(change, message):

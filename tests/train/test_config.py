@@ -50,7 +50,15 @@ def _error(params, name="toy_cnn") -> str:
         ("train.scheduler", "step", f"{KEY}.train.scheduler: expected none, plateau, cosine or onecycle"),
         ("train.plateau_factor", 1.5, f"{KEY}.train.plateau_factor: must be in (0, 1)"),
         ("train.plateau_patience", -1, f"{KEY}.train.plateau_patience: must be an integer >= 0"),
-        ("train.loss", "mse", f"{KEY}.train.loss: expected cross_entropy, nll or bce, got 'mse'"),
+        ("train.loss", "mae", f"{KEY}.train.loss: expected cross_entropy, nll, bce or mse, got 'mae'"),
+        (
+            "train.loss",
+            "nll",
+            f"{KEY}.train.loss: nll takes log-probabilities; set {KEY}.arch.log_softmax: true",
+        ),
+        ("arch.log_softmax", True, f"{KEY}.arch.log_softmax: the network then returns log-probabilities"),
+        ("train.l2_layers", "classifier", f"{KEY}.train.l2_layers: must be a list, got 'classifier'"),
+        ("train.l2_layers", ["classifier", 3], f"{KEY}.train.l2_layers[1]: must be a layer name like"),
         ("train.batch_size", 0, f"{KEY}.train.batch_size: must be an integer >= 1"),
         ("train.epochs", 2.5, f"{KEY}.train.epochs: must be an integer >= 1"),
         ("train.seed", -3, f"{KEY}.train.seed: must be an integer >= 0"),
@@ -158,8 +166,75 @@ def test_cross_entropy_needs_one_output_per_class(toy_root):
 
 def test_nll_checks_outputs_too(toy_root):
     params = toy_params(train={"loss": "nll"})
-    params["models"]["toy_cnn"]["arch"]["outputs"] = 4
+    params["models"]["toy_cnn"]["arch"].update(outputs=4, log_softmax=True)
     assert _data_error(toy_root, params).startswith(f"{KEY}.arch.outputs: nll needs one output per class")
+
+
+def test_nll_goes_with_a_log_softmax_arch():
+    params = toy_params(train={"loss": "nll"})
+    params["models"]["toy_cnn"]["arch"]["log_softmax"] = True
+    config = parse_config("toy_cnn", params)
+    assert (config.train.loss, config.arch.log_softmax) == ("nll", True)
+    for loss in ("cross_entropy", "mse"):
+        params["models"]["toy_cnn"]["train"]["loss"] = loss
+        assert _error(params).startswith(
+            f"{KEY}.arch.log_softmax: the network then returns log-probabilities"
+        )
+        assert f"got loss '{loss}'" in _error(params)
+
+
+def test_nll_is_refused_for_a_transfer_arch():
+    params = toy_params(train={"loss": "nll"})
+    params["models"]["toy_cnn"]["arch"] = {
+        "backbone": "resnet18",
+        "weights": "none",
+        "freeze": "none",
+        "input": [3, 32, 32],
+        "outputs": 3,
+    }
+    assert _error(params).startswith(
+        f"{KEY}.train.loss: nll takes log-probabilities, which only a from-scratch"
+    )
+
+
+def test_mse_one_output_needs_two_classes(toy_root):
+    params = toy_params(train={"loss": "mse"})
+    params["models"]["toy_cnn"]["arch"]["outputs"] = 1
+    message = _data_error(toy_root, params)  # 3-class data
+    assert message.startswith(f"{KEY}.arch.outputs: mse with one output scores its sigmoid")
+    assert "set it to 3" in message
+
+
+def test_mse_needs_one_output_per_class_or_one(toy_root):
+    params = toy_params(train={"loss": "mse"})
+    params["models"]["toy_cnn"]["arch"]["outputs"] = 2
+    assert _data_error(toy_root, params).startswith(f"{KEY}.arch.outputs: mse needs one output per class (3")
+    params["models"]["toy_cnn"]["arch"]["outputs"] = 3
+    config = parse_config("toy_cnn", params)
+    assert open_data(config, RunPaths.of(toy_root, "toy_cnn", "toy"), log=lambda _: None).classes == [
+        "c0",
+        "c1",
+        "c2",
+    ]
+
+
+def test_mse_with_one_output_on_two_classes_is_accepted(tmp_path):
+    write_dataset(tmp_path, classes=2)
+    params = toy_params(binary=True)
+    params["models"]["toy_cnn"]["train"]["loss"] = "mse"
+    config = parse_config("toy_cnn", params)
+    assert (config.train.loss, config.arch.outputs) == ("mse", 1)
+    assert open_data(config, RunPaths.of(tmp_path, "toy_cnn", "toy"), log=lambda _: None).classes == [
+        "c0",
+        "c1",
+    ]
+
+
+def test_l2_layers_default_and_list():
+    assert parse_config("toy_cnn", toy_params()).train.l2_layers == ()
+    assert parse_config("toy_cnn", toy_params(train={"l2_layers": None})).train.l2_layers == ()
+    layers = ["classifier.fc1", "classifier.out"]
+    assert parse_config("toy_cnn", toy_params(train={"l2_layers": layers})).train.l2_layers == tuple(layers)
 
 
 def test_normalize_stats_needs_the_stats_file(tmp_path):

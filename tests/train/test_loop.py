@@ -121,16 +121,20 @@ def test_two_runs_are_bitwise_identical(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "train",
+    ("train", "arch"),
     [
-        {"optimizer": "rmsprop", "lr": 0.002, "momentum": 0.5, "scheduler": "cosine", "l2": 1e-3},
-        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "scheduler": "onecycle", "loss": "nll"},
-        {"optimizer": "adam", "scheduler": "plateau", "plateau_patience": 0, "weight_decay": 1e-3},
+        ({"optimizer": "rmsprop", "lr": 0.002, "momentum": 0.5, "scheduler": "cosine", "l2": 1e-3}, {}),
+        (
+            {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "scheduler": "onecycle", "loss": "nll"},
+            {"log_softmax": True},
+        ),
+        ({"optimizer": "adam", "scheduler": "plateau", "plateau_patience": 0, "weight_decay": 1e-3}, {}),
     ],
     ids=["rmsprop-cosine-l2", "sgd-onecycle-nll", "adam-plateau"],
 )
-def test_interrupted_run_resumes_to_the_identical_result(tmp_path, train):
+def test_interrupted_run_resumes_to_the_identical_result(tmp_path, train, arch):
     params = toy_params(augment=AUGMENT, train={"epochs": 4, **train})
+    params["models"][NAME]["arch"].update(arch)
     reference, resumed = _workspace(tmp_path, "ref"), _workspace(tmp_path, "resumed")
     train_model(parse_config(NAME, params), root=reference, log=_quiet())
 
@@ -245,7 +249,63 @@ def test_l2_penalty_enters_the_training_objective(tmp_path):
             assert torch.equal(difference, torch.zeros_like(w0)), key  # biases are not penalized
 
 
+def test_l2_layers_penalty_covers_the_named_layers_biases_included(tmp_path):
+    """The book's form: λ·Σ‖p‖² over every parameter of ``classifier.out``, and nothing else."""
+    lr, l2 = 0.1, 0.5
+    results = {}
+    for value in (0.0, l2):
+        root = _workspace(tmp_path, f"l2-{value}")
+        train = {"optimizer": "sgd", "lr": lr, "l2": value, "l2_layers": ["classifier.out"], "batch_size": 96}
+        params = toy_params(train={**train, "epochs": 1})
+        params["models"][NAME]["arch"]["dropout"] = 0.0
+        train_model(parse_config(NAME, params), root=root, log=_quiet())
+        results[value] = _weights(root)
+    torch.manual_seed(0)
+    initial = build_model(params["models"][NAME]["arch"]).state_dict()
+    assert {"classifier.out.weight", "classifier.out.bias"} <= initial.keys()
+    for key, w0 in initial.items():
+        difference = results[l2][key] - results[0.0][key]
+        if key.startswith("classifier.out."):
+            assert torch.allclose(difference, -lr * 2 * l2 * w0, atol=1e-6), key
+        else:
+            assert torch.equal(difference, torch.zeros_like(w0)), key
+
+
+@pytest.mark.parametrize(
+    ("loss", "arch"), [("nll", {"log_softmax": True}), ("mse", {})], ids=["log_softmax-nll", "mse"]
+)
+def test_other_losses_train_and_the_bundle_gives_probabilities(toy_root, loss, arch):
+    from cnnpipe.evaluate.metrics import probabilities
+    from cnnpipe.evaluate.predictions import predict_split
+
+    params = toy_params(train={"loss": loss, "epochs": 6})
+    params["models"][NAME]["arch"].update(arch)
+    summary = train_model(parse_config(NAME, params), root=toy_root, log=_quiet())
+    assert summary["history"][-1]["val_acc"] > 0.8  # chance is 1/3
+    assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+    trained = load_trained(toy_root / "models" / NAME / "model.pt")
+    assert trained.log_probs == (loss == "nll")
+    images = torch.randint(0, 256, (5, 1, 12, 12), dtype=torch.uint8)
+    outputs = predict_split(trained, images, 5)
+    probs = probabilities(outputs, log_probs=trained.log_probs)
+    assert probs.sum(axis=1) == pytest.approx([1.0] * 5)
+    if loss == "nll":
+        assert (outputs <= 0).all()
+        assert probs == pytest.approx(outputs.double().exp().numpy())
+
+
 def test_bad_params_fail_before_writing_anything(toy_root):
     with pytest.raises(ParamError, match=r"^models.toy_cnn.train.optimizer: expected adam, sgd or rmsprop"):
         train_model(parse_config(NAME, toy_params(train={"optimizer": "adamw"})), root=toy_root, log=_quiet())
+    assert not (toy_root / "models").exists() and not (toy_root / "dvclive").exists()
+
+
+def test_unknown_l2_layer_fails_before_writing_anything(toy_root):
+    params = toy_params(train={"l2": 0.01, "l2_layers": ["classifier.fc2"]})
+    with pytest.raises(ParamError) as info:
+        train_model(parse_config(NAME, params), root=toy_root, log=_quiet())
+    assert str(info.value).startswith(
+        "models.toy_cnn.train.l2_layers: no layer named 'classifier.fc2'; "
+        "valid layers (or a container of them): features.conv1, classifier.fc1, classifier.out"
+    )
     assert not (toy_root / "models").exists() and not (toy_root / "dvclive").exists()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnpipe.checks import (
+    as_list,
     choice,
     integer,
     mapping,
@@ -29,11 +30,12 @@ from cnnpipe.checks import (
 from cnnpipe.config.run import RunSettings, parse_run
 from cnnpipe.errors import ParamError
 from cnnpipe.models.network import AnyArch, parse_any_arch
+from cnnpipe.models.zoo import Arch
 from cnnpipe.transforms.spec import build_transform
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
-LOSSES = ("cross_entropy", "nll", "bce")
+LOSSES = ("cross_entropy", "nll", "bce", "mse")
 MODEL_KEYS = ("dataset", "stats_from", "arch", "normalize", "augment", "eval_transform", "train")
 TRAIN_KEYS = (
     "optimizer",
@@ -41,6 +43,7 @@ TRAIN_KEYS = (
     "momentum",
     "weight_decay",
     "l2",
+    "l2_layers",
     "scheduler",
     "plateau_factor",
     "plateau_patience",
@@ -54,6 +57,7 @@ _TRAIN_DEFAULTS: dict[str, Any] = {
     "momentum": 0.0,
     "weight_decay": 0.0,
     "l2": 0.0,
+    "l2_layers": None,
     "scheduler": "none",
     "plateau_factor": 0.5,
     "plateau_patience": 10,
@@ -77,6 +81,9 @@ class TrainSettings:
     batch_size: int
     epochs: int
     seed: int
+    # named_modules() names whose parameters (biases too) the l2 penalty covers; () = every
+    # weight matrix and kernel of the model, no biases
+    l2_layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,42 @@ def parse_train(raw: Any, key: str) -> TrainSettings:
         batch_size=integer(values["batch_size"], f"{key}.batch_size", 1),
         epochs=integer(values["epochs"], f"{key}.epochs", 1),
         seed=integer(values["seed"], f"{key}.seed", 0),
+        l2_layers=_layer_names(values["l2_layers"], f"{key}.l2_layers"),
     )
+
+
+def _layer_names(value: Any, key: str) -> tuple[str, ...]:
+    """``train.l2_layers``: a list of module names (``null`` or ``[]``: none)."""
+    names = as_list(value, key)
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            raise param_error(f"{key}[{i}]", "must be a layer name like classifier.fc1", name)
+    return tuple(names)
+
+
+def check_loss_output(arch: AnyArch, loss: str, key: str) -> None:
+    """The loss and what the network returns go together: ``nll`` takes the log-probabilities
+    of a network ending in LogSoftmax (``arch.log_softmax: true``), every other loss logits.
+
+    ``key`` is the model's prefix (``models.<name>``). Checks that need the number of classes
+    are :mod:`cnnpipe.train.runtime`'s.
+    """
+    log_softmax = isinstance(arch, Arch) and arch.log_softmax
+    if loss == "nll" and not log_softmax:
+        if not isinstance(arch, Arch):
+            raise ParamError(
+                f"{key}.train.loss: nll takes log-probabilities, which only a from-scratch arch with "
+                "log_softmax: true returns; use cross_entropy for a transfer model, got 'nll'"
+            )
+        raise ParamError(
+            f"{key}.train.loss: nll takes log-probabilities; set {key}.arch.log_softmax: true (the network "
+            "then ends in LogSoftmax) or use cross_entropy on the logits, got 'nll'"
+        )
+    if log_softmax and loss != "nll":
+        raise ParamError(
+            f"{key}.arch.log_softmax: the network then returns log-probabilities, which only "
+            f"{key}.train.loss nll takes; set loss: nll or log_softmax: false, got loss {loss!r}"
+        )
 
 
 def _model_entry(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -185,6 +227,7 @@ def parse_config(name: str, params: Mapping[str, Any]) -> TrainConfig:
 
     train = parse_train(model.get("train"), f"{key}.train")
     arch = parse_any_arch(model["arch"], key=f"{key}.arch")  # checks it is a mapping, names bad keys
+    check_loss_output(arch, train.loss, key)
     return TrainConfig(
         name=name,
         dataset=dataset,

@@ -2,7 +2,8 @@
 
 Conventions shared by evaluation, the DVC plot files and the figures:
 
-* a multiclass model gives an ``N×K`` array of class probabilities (softmax of the logits);
+* a multiclass model gives an ``N×K`` array of class probabilities (softmax of the logits, or
+  ``exp`` of the log-probabilities of a network ending in LogSoftmax);
 * a binary model (one logit, sigmoid + BCE) gives a length-``N`` vector: the probability of
   ``classes[1]``. It predicts ``classes[1]`` when that probability is above 0.5 (logit > 0),
   else ``classes[0]``;
@@ -30,25 +31,37 @@ def is_binary(probs: np.ndarray) -> bool:
     return np.asarray(probs).ndim == 1
 
 
-def probabilities(logits: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Logits (``N×K``, or ``N`` for a single-logit model) → float64 probabilities of the same shape."""
-    logits = torch.as_tensor(logits).to(torch.float64)
-    if logits.ndim == 1:
-        return torch.sigmoid(logits).numpy()
-    return torch.softmax(logits, dim=1).numpy()
+def probabilities(outputs: torch.Tensor | np.ndarray, *, log_probs: bool = False) -> np.ndarray:
+    """Model outputs → float64 probabilities of the same shape.
+
+    ``outputs`` are logits (``N×K``, or ``N`` for a single-logit model: sigmoid, else softmax),
+    or with ``log_probs`` the ``N×K`` log-probabilities of a network ending in LogSoftmax
+    (``arch.log_softmax``): their ``exp``.
+    """
+    outputs = torch.as_tensor(outputs).to(torch.float64)
+    if log_probs:
+        if outputs.ndim != 2:
+            raise ValueError(f"log-probabilities must be N×K, got shape {tuple(outputs.shape)}")
+        return outputs.exp().numpy()
+    if outputs.ndim == 1:
+        return torch.sigmoid(outputs).numpy()
+    return torch.softmax(outputs, dim=1).numpy()
 
 
-def mean_loss(logits: torch.Tensor | np.ndarray, labels: np.ndarray) -> float:
+def mean_loss(outputs: torch.Tensor | np.ndarray, labels: np.ndarray, *, log_probs: bool = False) -> float:
     """Mean cross-entropy of ``N×K`` logits, or binary cross-entropy of ``N`` single logits.
 
-    Computed in float64 from the logits (not the rounded-off probabilities), as the training
-    loss is, so a very confident wrong prediction costs what it should.
+    With ``log_probs`` the outputs are log-probabilities and this is their mean NLL (the same
+    cross-entropy). Computed in float64 from the outputs (not the rounded-off probabilities),
+    as the training loss is, so a very confident wrong prediction costs what it should.
     """
-    logits = torch.as_tensor(logits).to(torch.float64)
+    outputs = torch.as_tensor(outputs).to(torch.float64)
     target = torch.from_numpy(np.array(labels, dtype=np.int64))
-    if logits.ndim == 1:
-        return float(F.binary_cross_entropy_with_logits(logits, target.to(torch.float64)))
-    return float(F.cross_entropy(logits, target))
+    if log_probs:
+        return float(F.nll_loss(outputs, target))
+    if outputs.ndim == 1:
+        return float(F.binary_cross_entropy_with_logits(outputs, target.to(torch.float64)))
+    return float(F.cross_entropy(outputs, target))
 
 
 def predicted_classes(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -55,7 +55,8 @@ def predict_split(
 
     Images go through the bundle's eval transform and normalization on ``device`` in order,
     ``batch_size`` at a time. Returns float32 logits on the CPU: ``N×K``, or a length-``N``
-    vector for a single-logit (binary) model.
+    vector for a single-logit (binary) model; a network ending in LogSoftmax
+    (``trained.log_probs``) gives its ``N×K`` log-probabilities.
     """
     if batch_size < 1:
         raise ParamError(f"evaluate.batch_size: must be a positive integer, got {batch_size!r}")

@@ -136,7 +136,9 @@ def _before_after(
     shown = spread_indices(len(labels), min(grid_images, BEFORE_AFTER_IMAGES))
     initial, note = initial_model(trained)
     batch = np.array(images[shown])
-    before = probabilities(predict_split(initial, batch, max(1, len(batch)), device))
+    before = probabilities(
+        predict_split(initial, batch, max(1, len(batch)), device), log_probs=initial.log_probs
+    )
     return figures.before_after_figure(
         display_images(trained, batch),
         labels[shown],
@@ -260,14 +262,16 @@ def evaluate_model(
     split, images, labels = _load_eval_split(data_dir, trained, dataset, log)
 
     logits = predict_split(trained, images, batch_size, run_device, progress=len(labels) > 4 * batch_size)
-    probs = probabilities(logits)
+    probs = probabilities(logits, log_probs=trained.log_probs)
     info: dict[str, Any] = {"model": name, "dataset": dataset, "split": split, "n_test": len(labels)}
     if "weights" in trained.extra:  # transfer models: say whether the backbone was pretrained
         info["backbone_weights"] = trained.extra["weights"]
     if "device_warning" in trained.extra:  # the train stage fell back to the CPU: say so beside the metrics
         info["device_warning"] = trained.extra["device_warning"]
     info["classes"] = list(trained.classes)
-    metrics: dict[str, Any] = compute_metrics(labels, probs, trained.classes, loss=mean_loss(logits, labels))
+    metrics: dict[str, Any] = compute_metrics(
+        labels, probs, trained.classes, loss=mean_loss(logits, labels, log_probs=trained.log_probs)
+    )
     metrics.update(_last_epoch(paths.live_summary_file(name, root)))
     per_class = per_class_scores(labels, probs, trained.classes)
     predicted, confidence = predicted_classes(probs)

@@ -41,6 +41,12 @@ class TrainedModel:
         """True for single-logit models (sigmoid + BCE): the logit scores ``classes[1]``."""
         return int(self.arch["outputs"]) == 1
 
+    @property
+    def log_probs(self) -> bool:
+        """True when the network ends in LogSoftmax (``arch.log_softmax``): its outputs are
+        log-probabilities, and their ``exp`` (not a softmax) is what it predicts."""
+        return bool(self.arch.get("log_softmax", False))
+
 
 def save_trained(
     path: str | Path,

@@ -13,15 +13,19 @@ a single value can be overridden (``dvc exp run -S models.mnist_cnn.arch.dropout
     dropout: 0.5                # after each hidden linear (0: no Dropout module)
     activation: relu            # after each conv, unless the block sets its own
     outputs: 10                 # units of the final linear layer (logits; 1 for BCE)
+    log_softmax: false          # true: end in LogSoftmax (log-probabilities, for train.loss nll)
 
-A conv block is conv -> activation -> max-pool(pool) -> dropout; block keys ``padding``
-(default 0), ``stride`` (1), ``pool`` (1 = no pooling), ``dropout`` (0) and ``activation``
-(the top-level one) are optional. The model returns logits: sigmoid / softmax belong to
-the loss.
+A conv block is conv -> activation -> pool(pool) -> dropout; block keys ``padding``
+(default 0), ``stride`` (1), ``pool`` (1 = no pooling), ``pool_type`` (``max``, or ``avg``
+for average pooling), ``dropout`` (0) and ``activation`` (the top-level one) are optional.
+The model returns logits: sigmoid / softmax belong to the loss. With ``log_softmax: true``
+it returns log-probabilities instead (the source's LogSoftmax + NLLLoss form): their ``exp``
+is the class probabilities.
 
 The model is an ``nn.Sequential`` with two named parts, ``features`` (conv blocks, then
-the global pool) and ``classifier`` (flatten, hidden linears, output linear), whose layers
-carry stable names (``conv1``, ``conv1_act``, ``fc1``, ``out``...). So
+the global pool) and ``classifier`` (flatten, hidden linears, output linear, then the
+LogSoftmax if any), whose layers carry stable names (``conv1``, ``conv1_act``, ``fc1``,
+``out``, ``log_softmax``...). So
 ``model.features[0]`` is the first convolution, and state-dict keys do not shift when a
 dropout or activation is switched on or off.
 """
@@ -57,19 +61,22 @@ ARCH_KEYS = (
     "dropout",
     "activation",
     "outputs",
+    "log_softmax",
 )
-BLOCK_KEYS = ("out", "kernel", "padding", "stride", "pool", "dropout", "activation")
+BLOCK_KEYS = ("out", "kernel", "padding", "stride", "pool", "pool_type", "dropout", "activation")
+POOL_TYPES: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 @dataclass(frozen=True)
 class ConvBlock:
-    """One validated conv block: conv -> activation -> max-pool -> dropout."""
+    """One validated conv block: conv -> activation -> max- or average-pool -> dropout."""
 
     out: int
     kernel: int
     padding: int = 0
     stride: int = 1
     pool: int = 1
+    pool_type: str = "max"  # max | avg (a no-op when pool is 1)
     dropout: float = 0.0
     activation: str = "relu"
 
@@ -86,6 +93,7 @@ class Arch:
     dropout: float = 0.0
     activation: str = "relu"
     outputs: int = 1
+    log_softmax: bool = False  # end in LogSoftmax: the network returns log-probabilities
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -108,6 +116,7 @@ def _parse_block(raw: Any, where: str, default_activation: str) -> ConvBlock:
         padding=integer(block.get("padding", 0), f"{where}.padding", 0),
         stride=integer(block.get("stride", 1), f"{where}.stride", 1),
         pool=integer(pool, f"{where}.pool", 1),
+        pool_type=choice(block.get("pool_type", "max"), f"{where}.pool_type", tuple(POOL_TYPES)),
         dropout=dropout_probability(block.get("dropout", 0.0), f"{where}.dropout"),
         activation=_activation(block.get("activation", default_activation), f"{where}.activation"),
     )
@@ -148,7 +157,13 @@ def parse_arch(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> Arch:
         dropout=dropout_probability(arch.get("dropout", 0.0), f"{key}.dropout"),
         activation=activation,
         outputs=integer(required(arch, "outputs", key), f"{key}.outputs", 1),
+        log_softmax=flag(arch.get("log_softmax", False), f"{key}.log_softmax"),
     )
+    if parsed.log_softmax and parsed.outputs < 2:
+        raise ParamError(
+            f"{key}.log_softmax: a LogSoftmax over one output is always 0; set {key}.outputs to the "
+            "number of classes, or log_softmax: false with train.loss bce"
+        )
     if parsed.dropout > 0 and not parsed.hidden:
         raise ParamError(
             f"{key}.dropout: applies after hidden linear layers and {key}.hidden is empty; "
@@ -206,8 +221,9 @@ def build_model(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> nn.Sequ
 
     ``key`` is the params prefix used in error messages, e.g. ``"models.mnist_cnn.arch"``.
     Returns ``nn.Sequential(features=..., classifier=...)`` producing logits of shape
-    (batch, outputs). Weights come from PyTorch's default initialisation, so seed the global
-    RNG (``torch.manual_seed``) before calling for reproducible initial weights.
+    (batch, outputs), or log-probabilities with ``log_softmax``. Weights come from PyTorch's
+    default initialisation, so seed the global RNG (``torch.manual_seed``) before calling for
+    reproducible initial weights.
     """
     parsed = parse_arch(arch, key=key)
 
@@ -220,7 +236,7 @@ def build_model(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> nn.Sequ
         )
         _add_activation(features, f"{name}_act", block.activation)
         if block.pool > 1:
-            features[f"{name}_pool"] = nn.MaxPool2d(block.pool)
+            features[f"{name}_pool"] = POOL_TYPES[block.pool_type](block.pool)
         if block.dropout > 0:
             features[f"{name}_drop"] = nn.Dropout(block.dropout)
         in_channels = block.out
@@ -237,6 +253,8 @@ def build_model(arch: Mapping[str, Any] | Arch, *, key: str = "arch") -> nn.Sequ
             classifier[f"{name}_drop"] = nn.Dropout(parsed.dropout)
         width = units
     classifier["out"] = nn.Linear(width, parsed.outputs)
+    if parsed.log_softmax:
+        classifier["log_softmax"] = nn.LogSoftmax(dim=1)
 
     return nn.Sequential(OrderedDict(features=nn.Sequential(features), classifier=nn.Sequential(classifier)))
 

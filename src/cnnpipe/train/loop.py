@@ -137,7 +137,7 @@ def train_epoch(rt: Runtime, schedule: Schedule, epoch: int, *, desc: str = "") 
                 # An empty shard (a last batch with fewer rows than ranks): zero gradients, but
                 # through the model's outputs, so DDP sees every parameter take part as usual.
                 objective = sum(out.float().sum() * 0.0 for out in (logits, aux_logits) if out is not None)
-            penalty = l2_penalty(model, config.train.l2)
+            penalty = l2_penalty(model, config.train.l2, config.train.l2_layers)
             if penalty is not None:
                 objective = objective + penalty
             rt.optimizer.zero_grad(set_to_none=True)

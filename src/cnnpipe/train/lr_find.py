@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,7 @@ def lr_range_test(
     num_lrs: int = 50,
     batches_per_lr: int = 2,
     l2: float = 0.0,
+    l2_layers: Sequence[str] = (),
     device: torch.device | None = None,
     amp: str = "off",
 ) -> LRFindResult:
@@ -107,7 +108,7 @@ def lr_range_test(
                 with devices.autocast(device, amp):
                     loss = loss_fn(split_aux(model(inputs))[0], labels)  # Inception's aux head aside
                 objective = loss.float()
-                penalty = l2_penalty(model, l2)
+                penalty = l2_penalty(model, l2, l2_layers)
                 if penalty is not None:
                     objective = objective + penalty
                 optimizer.zero_grad(set_to_none=True)
@@ -177,6 +178,7 @@ def lr_find(
         num_lrs=num_lrs,
         batches_per_lr=batches_per_lr,
         l2=rt.config.train.l2,
+        l2_layers=rt.config.train.l2_layers,
         device=rt.device,
         amp="off" if rt.amp == "fp16" else rt.amp,  # fp16 needs the loss scaler a sweep has no use for
     )

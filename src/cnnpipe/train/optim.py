@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnpipe.config.train import TrainSettings
+from cnnpipe.errors import ParamError
 
 
 def build_optimizer(parameters: Iterable[nn.Parameter], train: TrainSettings) -> torch.optim.Optimizer:
@@ -95,20 +96,38 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def build_loss(name: str) -> LossFn:
-    """``loss(logits, labels)`` → mean loss; labels are int64 class indices.
+def mse_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean squared error between the model's probabilities and the targets, as ``nn.MSELoss``
+    averages it (over every element).
 
-    cross_entropy: on the logits; nll: log-softmax then NLL (the same numbers, kept for the
-    source written that way); bce: BCE-with-logits on the single logit, labels as float.
+    ``N×K`` logits (K > 1): softmax against the one-hot labels; a single logit (``N×1`` or
+    ``N``): its sigmoid against the 0/1 label. Computed in float32 (also under autocast).
+    """
+    logits = logits.float()
+    if logits.ndim == 1 or logits.shape[1] == 1:
+        probs = torch.sigmoid(logits.reshape(-1))
+        return F.mse_loss(probs, labels.to(probs.dtype))
+    probs = torch.softmax(logits, dim=1)
+    return F.mse_loss(probs, F.one_hot(labels, probs.shape[1]).to(probs.dtype))
+
+
+def build_loss(name: str) -> LossFn:
+    """``loss(outputs, labels)`` → mean loss; labels are int64 class indices.
+
+    cross_entropy: on the logits; nll: NLL of the log-probabilities of a network ending in
+    LogSoftmax (``arch.log_softmax``; :mod:`cnnpipe.config.train` checks the two go together);
+    bce: BCE-with-logits on the single logit, labels as float; mse: :func:`mse_loss`.
     """
     if name == "cross_entropy":
         return lambda logits, labels: F.cross_entropy(logits, labels)
     if name == "nll":
-        return lambda logits, labels: F.nll_loss(F.log_softmax(logits, dim=1), labels)
+        return lambda log_probs, labels: F.nll_loss(log_probs, labels)
     if name == "bce":
         return lambda logits, labels: F.binary_cross_entropy_with_logits(
             logits.reshape(-1), labels.to(logits.dtype)
         )
+    if name == "mse":
+        return mse_loss
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -124,19 +143,76 @@ def split_aux(output: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, Tensor | Non
 
 
 def predictions(logits: Tensor, loss: str) -> Tensor:
-    """Predicted class index per row: ``logit > 0`` for bce, otherwise the arg-max."""
-    if loss == "bce":
+    """Predicted class index per row: ``logit > 0`` for a single logit (bce, or mse with one
+    output: sigmoid > 0.5), otherwise the arg-max (of logits or log-probabilities alike)."""
+    if loss == "bce" or logits.ndim == 1 or logits.shape[1] == 1:
         return (logits.reshape(-1) > 0).long()
     return logits.argmax(dim=1)
 
 
-def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Trainable weights the L2 penalty covers: matrices and kernels, not biases."""
-    return [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+def layer_names(model: nn.Module) -> list[str]:
+    """``named_modules()`` names that own parameters: what ``train.l2_layers`` lists."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if name and any(True for _ in module.parameters(recurse=False))
+    ]
 
 
-def l2_penalty(model: nn.Module, l2: float) -> Tensor | None:
-    """``l2 · Σ‖w‖²`` over :func:`penalized_parameters`, in float32; None when ``l2`` is 0."""
+LISTED_LAYERS = 30  # a backbone has hundreds: the message names this many, then points at summary
+
+
+def _valid_layers(model: nn.Module) -> str:
+    names = layer_names(model)
+    listed = ", ".join(names[:LISTED_LAYERS])
+    more = len(names) - LISTED_LAYERS
+    return listed if more <= 0 else f"{listed}, … ({more} more: `cnnpipe summary <model>` lists every layer)"
+
+
+def check_l2_layers(model: nn.Module, layers: Sequence[str], key: str) -> None:
+    """Raise a one-line ParamError naming ``key`` when a name of ``layers`` is no module of
+    ``model``, or one without trainable parameters.
+
+    Any ``named_modules()`` name holding trainable parameters is accepted (a container such
+    as ``classifier`` covers its layers); the message lists the layers that hold parameters.
+    """
+    modules = dict(model.named_modules())
+    unknown = [name for name in layers if not name or name not in modules]
+    if unknown:
+        raise ParamError(
+            f"{key}: no layer named {', '.join(map(repr, unknown))}; valid layers (or a container of "
+            f"them): {_valid_layers(model)}"
+        )
+    empty = [name for name in layers if not any(p.requires_grad for p in modules[name].parameters())]
+    if empty:
+        raise ParamError(
+            f"{key}: {', '.join(map(repr, empty))} holds no trainable parameters (an activation, pooling "
+            f"or frozen layer); valid layers: {_valid_layers(model)}"
+        )
+
+
+def penalized_parameters(model: nn.Module, layers: Sequence[str] = ()) -> list[nn.Parameter]:
+    """Trainable parameters the L2 penalty covers.
+
+    No ``layers``: matrices and kernels of the whole model, not biases (``train.l2`` alone).
+    ``layers`` (``train.l2_layers``, ``named_modules()`` names): every parameter of those
+    modules, biases included, each once, as the book's ``l2 · Σ‖w‖²`` over chosen layers does.
+    """
+    if not layers:
+        return [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    modules = dict(model.named_modules())
+    chosen: dict[int, nn.Parameter] = {}
+    for name in layers:
+        if not name or name not in modules:
+            raise ValueError(f"no module named {name!r} in the model")
+        for p in modules[name].parameters():
+            if p.requires_grad:
+                chosen.setdefault(id(p), p)
+    return list(chosen.values())
+
+
+def l2_penalty(model: nn.Module, l2: float, layers: Sequence[str] = ()) -> Tensor | None:
+    """``l2 · Σ‖w‖²`` over :func:`penalized_parameters` (of ``layers``), in float32; None when ``l2`` is 0."""
     if l2 == 0:
         return None
-    return l2 * sum(p.float().pow(2).sum() for p in penalized_parameters(model))
+    return l2 * sum(p.float().pow(2).sum() for p in penalized_parameters(model, layers))

@@ -3,8 +3,9 @@
 :func:`build_runtime` takes the validated params (:mod:`cnnpipe.config.train`), opens the prepared
 splits, resolves normalization, builds the train and eval input pipelines and checks that
 they deliver what ``arch.input`` expects and that the loss fits the number of classes, then
-seeds the global generators and builds the model, optimizer and loss on the chosen device.
-Splits that ``run.resident_data`` keeps on the device are copied there once, here.
+seeds the global generators and builds the model (checking ``train.l2_layers`` names its
+layers), optimizer and loss on the chosen device. Splits that ``run.resident_data`` keeps on
+the device are copied there once, here.
 The training loop and the learning-rate range test both start from it. In a DDP worker
 (:mod:`cnnpipe.train.distributed`) the device is the worker's and the model is also wrapped
 in ``DistributedDataParallel`` for the training steps.
@@ -30,7 +31,7 @@ from cnnpipe.paths import RunPaths
 from cnnpipe.train.batches import Split, make_resident, open_split, resident_plan
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
-from cnnpipe.train.optim import LossFn, build_loss, build_optimizer
+from cnnpipe.train.optim import LossFn, build_loss, build_optimizer, check_l2_layers
 from cnnpipe.transforms.pipeline import InputPipeline, resolve_normalization
 
 
@@ -143,7 +144,14 @@ def open_data(config: TrainConfig, paths: RunPaths, log: Callable[[str], None] =
             f"{key}.train.loss: bce needs {key}.arch.outputs: 1 and a 2-class dataset, got outputs "
             f"{outputs} and {len(classes)} classes; use cross_entropy for more classes"
         )
-    if loss != "bce" and outputs != len(classes):
+    if loss == "mse" and outputs == 1 and len(classes) != 2:
+        raise ParamError(
+            f"{key}.arch.outputs: mse with one output scores its sigmoid against 0/1 labels and needs a "
+            f"2-class dataset ({len(classes)} classes in {config.dataset}); set it to {len(classes)} "
+            "(softmax against one-hot labels), got 1"
+        )
+    single_logit = loss == "bce" or (loss == "mse" and outputs == 1)
+    if not single_logit and outputs != len(classes):
         raise ParamError(
             f"{key}.arch.outputs: {loss} needs one output per class ({len(classes)} in {config.dataset}), "
             f"got {outputs}"
@@ -217,6 +225,7 @@ def build_runtime(
     devices.configure(device)
     devices.seed_everything(config.train.seed)
     model = build_network(config.arch, key=f"{config.key}.arch").to(device)
+    check_l2_layers(model, config.train.l2_layers, f"{config.key}.train.l2_layers")
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
