@@ -24,13 +24,21 @@ DEMO_TRANSFER := inception_horses inception_rps inception_cats_dogs squeezenet_h
 SAMPLE_PARAMS += $(foreach m,$(DEMO_TRANSFER),-S models.$(m).arch.weights=none -S models.$(m).train.epochs=2)
 SAMPLE_FLOORS := metrics/floors.sample.yaml
 
-.PHONY: help install demo test lint bench-prepare clean-demo
+# The sources' variant runs, each as named DVC experiments and one table (docs/experiments.md):
+# `make compare-sea` is `cnnpipe seeds sea`. SAMPLE=1 adds the demo's SAMPLE_PARAMS (the sample
+# mirror, its small validation splits, DEMO_EPOCHS, random-init transfer backbones) to every
+# variant; COMPARE_ARGS adds more, e.g. COMPARE_ARGS='-S run.max_epochs=1'.
+COMPARE = $(BIN)/cnnpipe seeds $(@:compare-%=%) $(if $(SAMPLE),$(SAMPLE_PARAMS)) $(COMPARE_ARGS)
+COMPARISONS := compare-sea compare-horses compare-inception compare-cifar2 compare-fashion compare-mnist
+
+.PHONY: help install demo test lint bench-prepare clean-demo $(COMPARISONS)
 
 help:
 	@echo "make demo           set up $(VENV), build the sample mirror, run the pipeline offline"
 	@echo "make test           set up $(VENV) and run the test suite"
 	@echo "make lint           ruff"
 	@echo "make bench-prepare  prepare-speed benchmark (full-size CIFAR-10-shaped sample)"
+	@echo "make compare-sea    a source's runs side by side (also -horses -inception -cifar2 -fashion -mnist)"
 
 # NO_INSTALL=1 uses an existing $(VENV) as it is (the pipeline test runs `make demo` that way).
 ifeq ($(NO_INSTALL),)
@@ -70,3 +78,10 @@ lint: install
 
 bench-prepare: install
 	$(BIN)/python benchmarks/prepare.py
+
+compare-sea: install ; $(COMPARE)
+compare-horses: install ; $(COMPARE)
+compare-inception: install ; $(COMPARE)
+compare-cifar2: install ; $(COMPARE)
+compare-fashion: install ; $(COMPARE)
+compare-mnist: install ; $(COMPARE)

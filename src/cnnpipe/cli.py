@@ -3,7 +3,8 @@
 cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
 cnnpipe info [--prepared data/prepared] [--stats data/stats]
 cnnpipe check-metrics [--floors FILE] [--baseline REV] [--tolerance [METRIC=]DELTA ...]
-cnnpipe compare [MODEL ...] [--sort-by COLUMN] [--rev REV ... | --all]
+cnnpipe compare [MODEL ...] [--sort-by COLUMN] [--rev REV ... | --all] [--exp NAME ...]
+cnnpipe seeds NAME [--queue-only | --show] [-j N] [-S KEY=VALUE ...] | --list
 cnnpipe summary MODEL [MODEL ...] [--depth N]
 """
 
@@ -115,7 +116,30 @@ def _cmd_check_metrics(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from cnnpipe.compare import compare
 
-    print(compare(args.models, revs=args.rev or (), all_commits=args.all, sort_by=args.sort_by))
+    print(
+        compare(
+            args.models,
+            revs=args.rev or (),
+            all_commits=args.all,
+            sort_by=args.sort_by,
+            experiments=args.exp or (),
+        )
+    )
+
+
+def _cmd_seeds(args: argparse.Namespace) -> None:
+    from cnnpipe import seeds
+
+    if args.list:
+        print(seeds.list_comparisons())
+        return
+    if args.name is None:
+        raise CnnpipeError(f"name a comparison ({', '.join(seeds.COMPARISONS)}) or pass --list")
+    comparison = seeds.get(args.name)
+    if args.show:
+        print(seeds.table(comparison))
+        return
+    print(seeds.run(comparison, args.set_param, queue_only=args.queue_only, jobs=args.jobs))
 
 
 def _model_file(model: str) -> Path:
@@ -278,7 +302,35 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--all", action="store_true", help="experiments derived from every commit (overrides --rev)"
     )
+    compare.add_argument(
+        "--exp",
+        action="append",
+        metavar="NAME",
+        help="only the experiments of this name, in the order given (repeatable)",
+    )
     compare.set_defaults(func=_cmd_compare)
+
+    seeds = sub.add_parser(
+        "seeds",
+        help="run one of the sources' comparisons as named DVC experiments and print its table",
+    )
+    seeds.add_argument("name", nargs="?", metavar="NAME", help="the comparison (see --list)")
+    seeds.add_argument("--list", action="store_true", help="list the comparisons and their variants")
+    mode = seeds.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--queue-only", action="store_true", help="queue the experiments without running the queue"
+    )
+    mode.add_argument("--show", action="store_true", help="print the table of the experiments already run")
+    seeds.add_argument("-j", "--jobs", type=int, default=1, help="experiments run in parallel (default 1)")
+    seeds.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a DVC -S override for every variant, after its own (repeatable; e.g. -S run.max_epochs=2)",
+    )
+    seeds.set_defaults(func=_cmd_seeds)
 
     summary = sub.add_parser(
         "summary",

@@ -25,7 +25,8 @@ The table (:func:`build_table`) has a row per experiment, named as ``dvc exp sho
   every model with a metrics file in some row, ``accuracy`` only.
 
 Rows come in DVC's order (workspace, baseline, its experiments newest first; ``--rev`` and
-``--all`` add baselines). ``--sort-by COLUMN`` orders every row, baselines included: metrics best
+``--all`` add baselines; ``--exp NAME`` keeps only the experiments of those names, in the order
+given). ``--sort-by COLUMN`` orders every row, baselines included: metrics best
 first (by name, as the metric gate decides: higher accuracy, lower loss), params ascending, rows
 without a value last.
 """
@@ -65,6 +66,7 @@ class Row:
     state: str = ""  # "", or the executor state of a queued/running/failed experiment
     params: dict[str, Any] | None = None  # params.yaml flattened; None when DVC has no data
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → metrics file
+    sha: str = ""  # the full revision (a queued experiment's is its stash commit)
 
 
 def exp_show(revs: Sequence[str] = (), all_commits: bool = False, cwd: str | None = None) -> list[dict]:
@@ -96,7 +98,7 @@ def _row(state: dict, kind: str, executor: dict | None = None) -> Row:
         short = rev[:7] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev
         name = state.get("name") or ("" if kind == "experiment" else short)
     status = (executor or {}).get("state") or ""
-    row = Row(name=name, rev=short, kind=kind, state="" if status == "success" else status)
+    row = Row(name=name, rev=short, kind=kind, state="" if status == "success" else status, sha=rev)
     data = state.get("data")
     if data and not state.get("error"):
         row.params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
@@ -276,15 +278,89 @@ def caption(df: pd.DataFrame, models: Sequence[str]) -> str:
     return text
 
 
+def select_experiments(rows: Sequence[Row], names: Sequence[str]) -> list[Row]:
+    """The experiment rows named in ``names``, in that order (a name may match several rows)."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    chosen = [row for row in rows if row.kind == "experiment" and row.name in order]
+    missing = [name for name in order if name not in {row.name for row in chosen}]
+    if missing:
+        raise CnnpipeError(
+            f"no experiment named {', '.join(map(repr, missing))} on the compared commit(s): "
+            "`dvc exp list` lists them"
+        )
+    return sorted(chosen, key=lambda row: order[row.name])
+
+
+def _own_params(row: Row, model: str) -> dict[str, Any] | None:
+    """A row's params as its model sees them: ``models.<model>.`` left out, plus the shared ones."""
+    if row.params is None:
+        return None
+    own = f"models.{model}."
+    shared = [p for p in _model_prefixes(model, [row]) if p != f"models.{model}"]
+    view = {k.removeprefix(own): v for k, v in row.params.items() if k.startswith(own)}
+    view.update({k: v for k, v in row.params.items() if any(k == p or k.startswith(p + ".") for p in shared)})
+    return view
+
+
+def variants_table(rows: Sequence[Row], variants: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """The experiments of ``variants`` (``(experiment name, model)`` pairs), one row each, in order.
+
+    When every variant is of one model this is :func:`build_table` for that model on those rows
+    (``cnnpipe compare MODEL --exp NAME ...``). When they are of several models each row shows
+    its own: a ``model`` column, the params that differ between the rows as each row's model
+    sees them (``arch.hidden`` for ``models.<model>.arch.hidden``, shared sections in full) and
+    the headline metrics of that model's metrics file.
+    """
+    model_of = dict(variants)
+    chosen = select_experiments(rows, list(model_of))
+    models = list(dict.fromkeys(model_of.values()))
+    if len(models) == 1:
+        return build_table(chosen, models)
+    views = [_own_params(row, model_of[row.name]) for row in chosen]
+    with_data = [v for v in views if v is not None]
+    keys = list(dict.fromkeys(k for v in with_data for k in v))
+    keys = [k for k in keys if len({_key(v[k]) if k in v else None for v in with_data}) > 1]
+    own = [row.metrics.get(model_of[row.name], {}) for row in chosen]
+    metrics = [m for m in HEADLINE if m in ALWAYS or any(m in o for o in own)]
+    table: dict[str, list[Any]] = {"Experiment": [r.name for r in chosen], "rev": [r.rev for r in chosen]}
+    if any(r.state for r in chosen):
+        table["State"] = [r.state.capitalize() for r in chosen]
+    table["model"] = [model_of[r.name] for r in chosen]
+    for key in keys:
+        table[key] = [_param_cell(v, key) for v in views]
+    for metric in metrics:
+        table[metric] = [_number(o.get(metric)) for o in own]
+    df = pd.DataFrame(table, dtype=object)
+    df.attrs["metrics"] = metrics
+    return df
+
+
+def caption_variants(df: pd.DataFrame, variants: Sequence[tuple[str, str]]) -> str:
+    """The line above a :func:`variants_table`."""
+    models = list(dict.fromkeys(model for _, model in variants))
+    if len(models) == 1:
+        return caption(df, models)
+    return (
+        "one model per row: its params without the models.<model>. prefix, "
+        "its test metrics from metrics/<model>.json"
+    )
+
+
 def compare(
     models: Sequence[str] = (),
     *,
     revs: Sequence[str] = (),
     all_commits: bool = False,
     sort_by: str | None = None,
+    experiments: Sequence[str] = (),
     cwd: str | None = None,
 ) -> str:
-    """The caption and markdown table of ``cnnpipe compare`` for the repository at ``cwd``."""
+    """The caption and markdown table of ``cnnpipe compare`` for the repository at ``cwd``.
+
+    ``experiments`` keeps only the experiment rows of those names, in that order.
+    """
     rows = rows_from_exp_show(exp_show(revs, all_commits, cwd=cwd))
+    if experiments:
+        rows = select_experiments(rows, experiments)
     df = build_table(rows, models, sort_by)
     return f"{caption(df, models)}\n\n{to_markdown(df)}"
