@@ -16,7 +16,6 @@ run shows that a fresh clone needs nothing but ``data.mirror``.
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.browser import count_marks, render_offline, require_chromium, revisions_drawn
-from tests.helpers.worktree import clone_env, commit_copy, copy_worktree, run
+from tests.helpers.worktree import clone_env, commit_copy, copy_demo_repo, copy_worktree, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [
@@ -53,39 +52,13 @@ MODELS = [
 ]  # fmt: skip
 
 
-# Trees whose files are only ever replaced, never written in place (DVC's cache, and stage outputs,
-# which DVC removes before a stage reruns and the stages write through a rename): hard links
-# instead of gigabytes of copies.
-_LINKED = {".dvc/cache", "data", "models"}
-
-
-def _copy_demo_repo(source: Path, dest: Path) -> None:
-    """Copy a repository the demo ran in (git history, DVC cache and experiments included)."""
-
-    def copy(src: Path, dst: Path) -> None:
-        for entry in src.iterdir():
-            rel = entry.relative_to(source).as_posix()
-            if rel in (".venv", ".dvc/tmp") or entry.name == "__pycache__":
-                continue
-            if rel == ".dvc":
-                (dst / entry.name).mkdir()
-                copy(entry, dst / entry.name)
-            elif entry.is_dir() and not entry.is_symlink():
-                link = os.link if rel in _LINKED else shutil.copy2
-                shutil.copytree(entry, dst / entry.name, symlinks=True, copy_function=link)
-            else:
-                shutil.copy2(entry, dst / entry.name, follow_symlinks=False)
-
-    copy(source, dest)
-
-
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("clone")
     env = clone_env(repo)
     done = os.environ.get("CNNPIPE_DEMO_REPO")
     if done:  # .ci/run ran `make demo` already: reuse it
-        _copy_demo_repo(Path(done), repo)
+        copy_demo_repo(Path(done), repo)
         output = Path(os.environ["CNNPIPE_DEMO_LOG"]).read_text()
     else:
         copy_worktree(repo)

@@ -262,7 +262,8 @@ def clear_earlier(comparison: Comparison, cwd: str | Path | None = None) -> list
         _dvc(["exp", "remove", "-q", *done], cwd, "removing this comparison's earlier experiments")
     if queued:
         _dvc(["queue", "remove", "-q", *queued], cwd, "removing this comparison's earlier queued experiments")
-    return list(dict.fromkeys(r.name for r in earlier))
+    found = {r.name for r in earlier}
+    return [name for name in names if name in found]
 
 
 def table(comparison: Comparison, cwd: str | Path | None = None) -> str:

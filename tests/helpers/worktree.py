@@ -59,3 +59,29 @@ def commit_copy(repo: Path, env: dict[str, str]) -> None:
     run(["git", "init", "-q", "-b", "main"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "clone"], repo, env)
+
+
+# Trees whose files are only ever replaced, never written in place (DVC's cache, and stage outputs,
+# which DVC removes before a stage reruns and the stages write through a rename): hard links
+# instead of gigabytes of copies.
+_LINKED = {".dvc/cache", "data", "models"}
+
+
+def copy_demo_repo(source: Path, dest: Path) -> None:
+    """Copy a repository the demo ran in (git history, DVC cache and experiments included)."""
+
+    def copy(src: Path, dst: Path) -> None:
+        for entry in src.iterdir():
+            rel = entry.relative_to(source).as_posix()
+            if rel in (".venv", ".dvc/tmp") or entry.name == "__pycache__":
+                continue
+            if rel == ".dvc":
+                (dst / entry.name).mkdir()
+                copy(entry, dst / entry.name)
+            elif entry.is_dir() and not entry.is_symlink():
+                link = os.link if rel in _LINKED else shutil.copy2
+                shutil.copytree(entry, dst / entry.name, symlinks=True, copy_function=link)
+            else:
+                shutil.copy2(entry, dst / entry.name, follow_symlinks=False)
+
+    copy(source, dest)
