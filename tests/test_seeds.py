@@ -204,3 +204,15 @@ def test_a_table_of_one_model_is_the_compare_table_of_those_experiments():
 def test_selecting_a_missing_experiment_names_it():
     with pytest.raises(CnnpipeError, match="no experiment named 'sea-drop-20'"):
         select_experiments([_row("sea-nodrop-20", "sea_cnn", {}, {})], ["sea-nodrop-20", "sea-drop-20"])
+
+
+def test_seeds_without_a_name_asks_for_one():
+    args = build_parser().parse_args(["seeds"])
+    with pytest.raises(CnnpipeError, match=r"name a comparison \(sea, horses, .*\) or pass --list"):
+        args.func(args)
+
+
+def test_queue_only_and_show_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["seeds", "sea", "--queue-only", "--show"])
+    assert "not allowed with argument" in capsys.readouterr().err
