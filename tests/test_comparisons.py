@@ -29,6 +29,7 @@ def workspace(tmp_path_factory):
     if done:
         copy_demo_repo(Path(done), repo)
         mirror = yaml.safe_load((repo / "params.yaml").read_text())["data"]["mirror"]
+        assert mirror, "the demo's workspace params.yaml names no data.mirror"
     else:
         copy_worktree(repo)
         commit_copy(repo, env)
