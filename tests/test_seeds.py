@@ -19,6 +19,7 @@ from cnnpipe.cli import build_parser
 from cnnpipe.compare import Row, caption_variants, select_experiments, to_markdown, variants_table
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import CnnpipeError
+from cnnpipe.transforms.pipeline import InputPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -66,7 +67,14 @@ def _resolved(tmp_path: Path, variant: seeds.Variant, extra=()) -> dict:
 def test_every_variant_resolves_to_a_valid_model_config(pair, tmp_path):
     _, variant = pair
     params = _resolved(tmp_path, variant)
-    parse_config(variant.model, params)  # raises on an invalid value (e.g. an unknown op)
+    config = parse_config(variant.model, params)  # raises on an invalid value (e.g. an unknown op)
+    # ...and its input pipelines turn the images as stored into what the network takes
+    stored = params["datasets"].get(config.dataset, {}).get("image_size")
+    if stored is not None:
+        for ops in (config.augment, config.eval_transform):
+            pipeline = InputPipeline.build(ops, {"mean": [0.0] * 3, "std": [1.0] * 3}, key=variant.name)
+            out = pipeline.output_size(stored)
+            assert tuple(out) == tuple(config.arch.input[1:]), (variant.name, ops)
     for name, model in params["models"].items():  # no other model touched
         if name != variant.model:
             assert model == PARAMS["models"][name], name
@@ -83,10 +91,11 @@ def test_the_variants_hold_the_spec_settings(tmp_path):
     aug = model("sea-drop-aug-30")
     assert (aug["arch"]["dropout"], aug["train"]["epochs"]) == (0.8, 30)
     assert aug["augment"] == PARAMS["models"]["sea_cnn"]["augment"] != []
-    assert model("horses-plain")["augment"] == []
+    assert model("horses-plain")["augment"] == [{"op": "resize", "size": [150, 150]}]  # no augmentation
     assert model("horses-aug")["augment"] == PARAMS["models"]["horses_cnn_aug"]["augment"] != []
     assert model("horses-affine")["augment"] == [
-        {"op": "affine", "translate": [0.2, 0.2], "scale": [0.8, 1.2], "shear": 20}
+        {"op": "resize", "size": [150, 150]},
+        {"op": "affine", "translate": [0.2, 0.2], "scale": [0.8, 1.2], "shear": 20},
     ]
     assert [model(n)["arch"]["dropout"] for n in ("inception-plain-head", "inception-dropout-head")] == [
         0,

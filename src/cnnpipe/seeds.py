@@ -13,7 +13,7 @@ running only that model's stages. Every row then is one run, like the others, an
 shows each row's own model (a ``model`` column), its params with ``models.<model>.`` left out
 (so ``arch.hidden`` lines up across the two models) and its test metrics. One experiment
 training both would give one row holding both models' metrics, and could not say which
-params belong to which. The horses comparison mixes both kinds: plain is ``horses_cnn``,
+params belong to which. The horses comparison mixes both kinds: plain is ``horses_cnn`` as params.yaml has it,
 augmented is ``horses_cnn_aug`` (params.yaml keeps its augmentation, one copy), affine is
 ``horses_cnn_aug`` with its ``augment`` replaced by the source's alternative.
 
@@ -72,8 +72,9 @@ def _sea(*overrides: str) -> tuple[str, ...]:
     return tuple(f"models.sea_cnn.{o}" for o in overrides)
 
 
-# SPEC 4: the augmented variant's alternative, torchvision's RandomAffine(0, (0.2, 0.2), (0.8, 1.2), 20).
-HORSES_AFFINE = "[{op:affine,translate:[0.2,0.2],scale:[0.8,1.2],shear:20}]"
+# SPEC 4: the augmented variant's alternative, torchvision's RandomAffine(0, (0.2, 0.2), (0.8, 1.2), 20),
+# on the 300x300 originals resized to the network's 150x150.
+HORSES_AFFINE = "[{op:resize,size:[150,150]},{op:affine,translate:[0.2,0.2],scale:[0.8,1.2],shear:20}]"
 
 COMPARISONS: dict[str, Comparison] = {
     c.name: c
@@ -107,7 +108,7 @@ COMPARISONS: dict[str, Comparison] = {
             "horses",
             "horses or humans (book): augmentation",
             (
-                Variant("horses-plain", "horses_cnn", ("models.horses_cnn.augment=[]",), "no augmentation"),
+                Variant("horses-plain", "horses_cnn", (), "no augmentation (the originals resized to 150)"),
                 Variant(
                     "horses-aug",
                     "horses_cnn_aug",
