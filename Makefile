@@ -67,9 +67,13 @@ demo: install
 	@echo "Dataset pictures: plots/datasets/<dataset>/*.png  layer tables: cnnpipe summary <model>"
 	@echo "The run is recorded as a DVC experiment: dvc exp show"
 
-# pytest exits 5 when it collected no test: treated as a failure.
+# The suite runs on TEST_WORKERS processes (pytest-xdist; `auto` is one per core, 0 runs it in
+# this process). Each test file stays on one worker, so a module's fixtures (a copied demo
+# workspace, a started server) are set up once. pytest exits 5 when it collected no test: treated
+# as a failure.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$status
 
 lint: install
