@@ -41,14 +41,16 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torchvision.models import WeightsEnum
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 from cnnpipe.checks import dropout_probability, flag, integer, mapping, non_negative
 from cnnpipe.errors import ParamError
@@ -116,13 +118,25 @@ def is_transfer_arch(arch: Any) -> bool:
     return isinstance(arch, TransferArch) or (isinstance(arch, Mapping) and "backbone" in arch)
 
 
+def _torchvision_models() -> ModuleType:
+    """``torchvision.models``, imported on first use.
+
+    Importing it takes about 1.4 s (it pulls in torch._dynamo through torchvision.ops), and
+    every train and evaluate stage imports this module, from-scratch models included: only
+    transfer archs pay for it.
+    """
+    import torchvision.models
+
+    return torchvision.models
+
+
 # --- validation ---------------------------------------------------------------------------
 
 
 def _weights_name(value: Any, backbone: str, where: str) -> str | None:
     if value is None or (isinstance(value, str) and value.lower() == "none"):
         return None
-    names = list(torchvision.models.get_model_weights(backbone).__members__)
+    names = list(_torchvision_models().get_model_weights(backbone).__members__)
     if not isinstance(value, str) or value not in names:
         raise ParamError(f"{where}: {backbone} weights are {', '.join(names)} or none, got {value!r}")
     return value
@@ -251,7 +265,7 @@ def weights_enum(arch: TransferArch) -> WeightsEnum | None:
     """The torchvision weights enum member the arch asks for (None for random init)."""
     if arch.weights is None:
         return None
-    return torchvision.models.get_model_weights(arch.backbone)[arch.weights]
+    return _torchvision_models().get_model_weights(arch.backbone)[arch.weights]
 
 
 def weights_label(arch: TransferArch) -> str:
@@ -312,7 +326,7 @@ def _torchvision_model(arch: TransferArch) -> nn.Module:
     if arch.family == "inception":
         # As torchvision builds it for its weights: aux head present (the file holds it) and the
         # input re-normalized inside the model (transform_input) for Google's original weights.
-        return torchvision.models.get_model(
+        return _torchvision_models().get_model(
             arch.backbone,
             weights=None,
             aux_logits=pretrained or arch.aux_logits,
@@ -321,8 +335,8 @@ def _torchvision_model(arch: TransferArch) -> nn.Module:
             dropout=arch.backbone_dropout,
         )
     if arch.family == "squeezenet":
-        return torchvision.models.get_model(arch.backbone, weights=None, dropout=arch.dropout)
-    return torchvision.models.get_model(arch.backbone, weights=None)
+        return _torchvision_models().get_model(arch.backbone, weights=None, dropout=arch.dropout)
+    return _torchvision_models().get_model(arch.backbone, weights=None)
 
 
 def _mlp_head(in_features: int, hidden: tuple[int, ...], outputs: int, dropout: float) -> nn.Sequential:
