@@ -1,35 +1,26 @@
 """End to end: `make demo` in a fresh copy of the repository runs the whole pipeline offline.
 
 This is the README's first command, run as a user would (minus creating the virtualenv,
-which the test reuses). The tests after it use the same repository, in file order, for the
-README's experiment recipes: a second `dvc repro` is a no-op, metrics and plots show, CPU
-runs are reproducible, a SIGKILLed train stage resumes, `dvc exp run -S` reruns one model,
-and a queued grid completes.
-
-`.ci/run` runs the demo once, then the metric gate, then the tests with ``CNNPIPE_DEMO_REPO``
-(the repository it ran in) and ``CNNPIPE_DEMO_LOG`` (its output): the tests then work in a copy
-of that repository instead of running the demo a second time. Without them (``make test``) the
-fixture runs the demo itself. Either way the sample mirror lives outside the repository, so the
-run shows that a fresh clone needs nothing but ``data.mirror``.
+which the test reuses). The tests after it use a copy of that repository, in file order: a
+second `dvc repro` is a no-op, metrics, plots and summaries show, a missing path is one error
+line, CPU runs are reproducible, a SIGKILLed train stage resumes, and predict and lr-find work
+on the trained models. tests/test_experiments.py runs the README's experiment recipes in another
+copy. Where the demo comes from (CI's run, or one per session): tests/helpers/demo.py.
 """
 
-import io
 import json
-import os
 import subprocess
-import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.browser import count_marks, render_offline, require_chromium, revisions_drawn
-from tests.helpers.worktree import clone_env, commit_copy, copy_demo_repo, copy_worktree, run
+from tests.helpers.worktree import run
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.demo
+
 DATASETS = [
     "mnist",
     "fashion_mnist",
@@ -50,23 +41,6 @@ MODELS = [
     "fashion_cnn", "fashion_dnn", "mnist_cnn", "smile_cnn", "horses_cnn", "horses_cnn_aug",
     "cifar2_fc", "cifar2_fc_deep", "cifar_net", "sea_cnn", *TRANSFER_MODELS,
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def demo_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("clone")
-    env = clone_env(repo)
-    done = os.environ.get("CNNPIPE_DEMO_REPO")
-    if done:  # .ci/run ran `make demo` already: reuse it
-        copy_demo_repo(Path(done), repo)
-        output = Path(os.environ["CNNPIPE_DEMO_LOG"]).read_text()
-    else:
-        copy_worktree(repo)
-        commit_copy(repo, env)
-        venv = Path(sys.executable).parent.parent
-        mirror = tmp_path_factory.mktemp("mirror") / "sample_mirror"  # outside the repository
-        output = run(["make", "demo", f"VENV={venv}", "NO_INSTALL=1", f"SAMPLE_MIRROR={mirror}"], repo, env)
-    return repo, env, output
 
 
 @pytest.mark.slow
@@ -290,73 +264,6 @@ def test_sigkilled_train_stage_resumes_at_its_epoch_and_ends_the_same(demo_repo)
 
 
 @pytest.mark.slow
-def test_compare_two_dropout_experiments_and_diff_their_plots_offline(demo_repo, tmp_path):
-    """Two named experiments differing only in mnist_cnn's dropout: one table, one offline report."""
-    repo, env, _ = demo_repo
-    for name, dropout in (("drop-none", 0.0), ("drop-half", 0.5)):
-        command = ["dvc", "exp", "run", "-n", name, "-S", f"models.mnist_cnn.arch.dropout={dropout}"]
-        run([*command, "evaluate@mnist_cnn"], repo, env)
-    table = run(["cnnpipe", "compare", "mnist_cnn"], repo, env)
-    rows = [line for line in table.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
-    assert "models.mnist_cnn.arch.dropout" in header and {"accuracy", "loss", "macro_f1"} <= set(header)
-    assert len(header) <= 10, header
-    assert not [h for h in header if h.startswith("models.") and h != "models.mnist_cnn.arch.dropout"]
-    body = {row.split("|")[1].strip(): row for row in rows[2:]}
-    assert {"drop-none", "drop-half"} <= set(body)
-
-    out = tmp_path / "diff"
-    targets = ["plots/mnist_cnn/(loss|accuracy|per_class.csv)$"]
-    run(["dvc", "plots", "diff", "drop-none", "drop-half", "--targets", *targets, "-o", out], repo, env)
-    require_chromium()
-    shots = Path(os.environ.get("CNNPIPE_SCREENSHOT_DIR", tmp_path))
-    dom = render_offline(out / "index.html", screenshot=shots / "plots-diff.png", window_size=(1400, 1500))
-    assert count_marks(dom) > 0
-    assert {"drop-none", "drop-half"} <= revisions_drawn(dom)
-
-
-@pytest.mark.slow
-def test_exp_run_with_a_changed_dropout_reruns_only_that_model(demo_repo):
-    repo, env, _ = demo_repo
-    output = run(["dvc", "exp", "run", "-S", "models.cifar_net.arch.dropout=0.2"], repo, env)
-    ran = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate@cifar_net", "train@cifar_net"]
-
-
-@pytest.mark.slow
-def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
-    repo, env, _ = demo_repo
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
-    run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)
-    run(["dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo, env)
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    assert status.count("Success") == 3, status
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env))
-    lrs = set()
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                data = rev.get("data") or {}
-                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("metrics/cifar_net.json", {}).get("data", {})
-                if "accuracy" in metrics:
-                    lrs.add(params["models"]["cifar_net"]["train"]["lr"])
-    assert {0.002, 0.005, 0.01} <= lrs
-    # the README's comparison commands
-    table = run(["dvc", "exp", "show", "--md", "--only-changed"], repo, env)
-    assert "models.cifar_net.train.lr" in table
-    names = run(["dvc", "exp", "list", "--name-only"], repo, env).split()
-    run(["dvc", "plots", "diff", *names, "-o", str(repo / "plots-diff")], repo, env)
-    assert "cifar_net: loss, train vs validation" in (repo / "plots-diff" / "index.html").read_text()
-
-
-@pytest.mark.slow
 def test_predict_and_lr_find_on_the_trained_models(demo_repo):
     repo, env, _ = demo_repo
     images = np.load(repo / "data/prepared/sea/test.images.npy", mmap_mode="r")
@@ -375,52 +282,3 @@ def test_predict_and_lr_find_on_the_trained_models(demo_repo):
     assert lines[1].startswith("notes.png: error: ")
     output = run(["cnnpipe", "lr-find", "cifar_net", "--num", "12", "--batches", "1"], repo, env)
     assert "suggested learning rate" in output and (repo / "plots/cifar_net/lr_find.png").is_file()
-
-
-def _user_imagefolder_zip(path: Path) -> tuple[list[str], int, str]:
-    """A user's 5-class ImageFolder zip: mixed sizes and modes (RGB, L, RGBA, P), one corrupt JPEG.
-
-    No val/ folder (a stratified share of train becomes validation). Returns the class names,
-    the number of test images and the corrupt member's path inside the zip.
-    """
-    classes = ["anemone", "clam", "eel", "ray", "shark"]
-    rng = np.random.default_rng(7)
-    n_test = 0
-    with zipfile.ZipFile(path, "w") as zf:
-        for split, per_class in (("train", 8), ("test", 3)):
-            for c, name in enumerate(classes):
-                for i in range(per_class):
-                    width, height = (int(v) for v in rng.integers(40, 140, size=2))
-                    pixels = rng.integers(0, 80, size=(height, width, 3), dtype=np.uint8)
-                    pixels[..., c % 3] += np.uint8(30 * (c + 1))  # a colour per class
-                    mode = ("RGB", "L", "RGBA", "P")[i % 4]
-                    fmt = "JPEG" if mode in ("RGB", "L") else "PNG"
-                    buffer = io.BytesIO()
-                    Image.fromarray(pixels).convert(mode).save(buffer, format=fmt)
-                    zf.writestr(f"my_images/{split}/{name}/{name}_{i:02d}.{fmt.lower()}", buffer.getvalue())
-                    n_test += split == "test"
-        corrupt = "my_images/train/eel/broken.jpeg"
-        zf.writestr(corrupt, b"\xff\xd8\xff\xe0 truncated")
-    return classes, n_test, corrupt
-
-
-@pytest.mark.slow
-def test_a_users_imagefolder_zip_trains_by_changing_params_only(demo_repo, tmp_path):
-    """README "Train on your own images": point datasets.sea.path at a zip, run the sea models."""
-    repo, env, _ = demo_repo
-    zip_path = tmp_path / "my_images.zip"
-    classes, n_test, corrupt = _user_imagefolder_zip(zip_path)
-    command = ["dvc", "exp", "run", "-S", f"datasets.sea.path={zip_path}"]
-    output = run([*command, "evaluate@sea_cnn", "evaluate@resnet18_sea"], repo, env)
-    assert "skipped 1 unreadable image" in output
-    prepared = repo / "data/prepared/sea"
-    assert json.loads((prepared / "classes.json").read_text())["classes"] == classes
-    skipped = json.loads((prepared / "skipped.json").read_text())
-    assert len(skipped) == 1 and skipped[0]["path"].endswith(corrupt.removeprefix("my_images/"))
-    for model in ("sea_cnn", "resnet18_sea"):
-        assert json.loads((repo / "metrics" / f"{model}.info.json").read_text())["n_test"] == n_test
-        per_class = (repo / "plots" / model / "per_class.csv").read_text().splitlines()[1:]
-        assert [line.split(",")[0] for line in per_class] == classes
-    diff = ["git", "diff", "HEAD", "--", "dvc.yaml"]
-    committed = subprocess.run(diff, cwd=repo, capture_output=True, text=True, check=True)
-    assert committed.stdout == ""  # params only: the pipeline definition is untouched
