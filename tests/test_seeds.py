@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from dvc.utils.hydra import apply_overrides
 
@@ -19,6 +20,8 @@ from cnnpipe.cli import build_parser
 from cnnpipe.compare import Row, caption_variants, select_experiments, to_markdown, variants_table
 from cnnpipe.config.train import parse_config
 from cnnpipe.errors import CnnpipeError
+from cnnpipe.models.network import build_network
+from cnnpipe.train.optim import build_loss, split_aux
 from cnnpipe.transforms.pipeline import InputPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +81,31 @@ def test_every_variant_resolves_to_a_valid_model_config(pair, tmp_path):
     for name, model in params["models"].items():  # no other model touched
         if name != variant.model:
             assert model == PARAMS["models"][name], name
+
+
+@pytest.mark.parametrize("pair", VARIANTS, ids=_id)
+def test_every_variant_trains_a_step_on_images_of_the_stored_size(pair, tmp_path):
+    """What a variant's experiment runs, in-process: its network, inputs, loss and a backward pass.
+
+    tests/test_comparisons.py runs two comparisons end to end; this covers every variant's own
+    settings (a dropout, an augment list) at the cost of one step.
+    """
+    _, variant = pair
+    params = _resolved(tmp_path, variant, [f"models.{variant.model}.arch.weights=none"]
+                       if "backbone" in PARAMS["models"][variant.model]["arch"] else [])  # fmt: skip
+    config = parse_config(variant.model, params)
+    torch.manual_seed(0)
+    net = build_network(config.arch, key=variant.name).train()
+    channels, *stored = config.arch.input
+    stored = params["datasets"].get(config.dataset, {}).get("image_size") or stored
+    images = torch.randint(0, 256, (2, channels, *stored), dtype=torch.uint8)
+    pipeline = InputPipeline.build(config.augment, {"mean": [0.5] * channels, "std": [0.25] * channels},
+                                   key=variant.name)  # fmt: skip
+    logits, aux = split_aux(net(pipeline(images, torch.Generator().manual_seed(0))))
+    loss = build_loss(config.train.loss)(logits, torch.tensor([0, 1]))
+    (loss if aux is None else loss + build_loss(config.train.loss)(aux, torch.tensor([0, 1]))).backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters() if p.requires_grad)
 
 
 def test_the_variants_hold_the_spec_settings(tmp_path):
