@@ -35,182 +35,20 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from step_rates import baseline_rate, cnnpipe_rate, stored_shape, time_steps  # beside this script
 from torch import nn
-from torchvision.transforms import v2
 
 from cnnpipe import device as devices
 from cnnpipe.config.load import load_params
 from cnnpipe.config.train import parse_config
 from cnnpipe.models.network import build_network
-from cnnpipe.train.batches import (
-    Split,
-    augment_generator,
-    batch_indices,
-    epoch_permutation,
-    iterate_batches,
-    make_resident,
-)
 from cnnpipe.train.optim import build_loss, build_optimizer
-from cnnpipe.transforms.pipeline import InputPipeline
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("mnist_cnn", "smile_cnn", "cifar_net", "horses_cnn", "resnet18_horses")
-#: (channels, height, width) each dataset is stored at (fixed upstream, or datasets.<name>.image_size).
-STORED = {
-    "mnist": (1, 28, 28),
-    "fashion_mnist": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-    "cifar2": (3, 32, 32),
-    "celeba_smile": (3, 218, 178),
-}
-#: cnnpipe's augment ops as the torchvision v2 transforms the baseline runs per PIL image.
-TORCHVISION_OPS = {
-    "hflip": lambda a: v2.RandomHorizontalFlip(a.get("p", 0.5)),
-    "vflip": lambda a: v2.RandomVerticalFlip(a.get("p", 0.5)),
-    "rotation": lambda a: v2.RandomRotation(a["degrees"]),
-    "random_crop": lambda a: v2.RandomCrop(a["size"], padding=a.get("padding")),
-    "random_resized_crop": lambda a: v2.RandomResizedCrop(
-        a["size"], scale=tuple(a.get("scale", (0.08, 1.0)))
-    ),
-    "resize": lambda a: v2.Resize(a["size"]),
-    "center_crop": lambda a: v2.CenterCrop(a["size"]),
-}
-
-
-def stored_shape(config, params) -> tuple[int, int, int]:
-    """The C×H×W a model's prepared images have."""
-    if config.dataset in STORED:
-        return STORED[config.dataset]
-    height, width = params["datasets"][config.dataset]["image_size"]
-    return 3, height, width
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def cnnpipe_rate(
-    config, shape, device, *, amp: str, compile_model: bool, resident: bool, steps: int, batch: int
-) -> float:
-    """Images/s of cnnpipe's train step (see the module docstring); ``resident``: run.resident_data."""
-    torch.manual_seed(0)
-    model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model.parameters(), config.train)
-    loss_fn = build_loss(config.train.loss)
-    pipeline = InputPipeline.build(
-        config.augment, {"mean": [0.5] * shape[0], "std": [0.5] * shape[0]}, key="augment"
-    )
-    step_model = torch.compile(model) if compile_model else model
-    scaler = devices.grad_scaler(device, amp)
-    rng = np.random.default_rng(0)
-    n = 8 * batch
-    split = Split("train", rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, 2, n))
-    split = make_resident(split, device) if resident else split  # every model has at least 2 classes
-
-    def epochs():
-        epoch = 0
-        while True:
-            epoch += 1
-            order = batch_indices(epoch_permutation(n, 0, epoch), batch)
-            yield from iterate_batches(split, order, pipeline, device, augment_generator(0, epoch))
-
-    batches = epochs()
-    model.train()
-
-    def step() -> None:
-        inputs, labels = next(batches)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with devices.autocast(device, amp):
-            logits = step_model(inputs)
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            loss = loss_fn(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.float().backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss.float()).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
-    return _time(step, device, steps, batch)
-
-
-def _time(step, device: torch.device, steps: int, batch: int) -> float:
-    for _ in range(max(1, steps // 5)):  # warm-up: cuDNN autotuning, torch.compile, allocator
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps * batch / (time.perf_counter() - start)
-
-
-class _PILImages(torch.utils.data.Dataset):
-    """Random images as PIL, transformed one at a time (the torchvision recipe)."""
-
-    def __init__(self, n: int, shape: tuple[int, int, int], transform):
-        rng = np.random.default_rng(0)
-        c, h, w = shape
-        self.images = [rng.integers(0, 256, (h, w, c), dtype=np.uint8) for _ in range(n)]
-        self.mode = "L" if c == 1 else "RGB"
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        array = self.images[i][..., 0] if self.mode == "L" else self.images[i]
-        return self.transform(Image.fromarray(array, self.mode)), 0
-
-
-def baseline_rate(config, shape, device, *, steps: int, batch: int, workers: int) -> float:
-    """Images/s of the torchvision recipe: PIL per sample, DataLoader, float32, default optimizer."""
-    torch.manual_seed(0)
-    model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False).to(device).train()
-    ops = [TORCHVISION_OPS[op["op"]]({k: v for k, v in op.items() if k != "op"}) for op in config.augment]
-    transform = v2.Compose(
-        [
-            *ops,
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.5] * shape[0], [0.5] * shape[0]),
-        ]
-    )
-    loader = torch.utils.data.DataLoader(
-        _PILImages(batch * 4, shape, transform), batch_size=batch, shuffle=True, num_workers=workers,
-        pin_memory=device.type == "cuda", persistent_workers=workers > 0, drop_last=True,
-    )  # fmt: skip
-    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}[
-        config.train.optimizer
-    ](model.parameters(), lr=config.train.lr)
-    loss_fn = build_loss(config.train.loss)
-    batches = iter(())
-
-    def step() -> None:
-        nonlocal batches
-        try:
-            inputs, labels = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            inputs, labels = next(batches)
-        logits = model(inputs.to(device, non_blocking=True))
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        loss = loss_fn(logits, labels.to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return _time(step, device, steps, batch)
 
 
 def ddp_rates(device: torch.device, *, dry: bool) -> dict[str, float] | str:
@@ -256,7 +94,7 @@ def ddp_worker(out: Path, dry: bool) -> None:
         loss.float().backward()
         optimizer.step()
 
-    rate = _time(step, device, steps, batch) * tdist.get_world_size()
+    rate = time_steps(step, device, steps, batch) * tdist.get_world_size()
     if rank == 0:
         out.write_text(json.dumps({"img_per_s": rate}))
     tdist.destroy_process_group()
