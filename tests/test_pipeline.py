@@ -11,7 +11,6 @@ copy. Where the demo comes from (CI's run, or one per session): tests/helpers/de
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
