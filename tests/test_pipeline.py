@@ -252,7 +252,9 @@ def test_sigkilled_train_stage_resumes_at_its_epoch_and_ends_the_same(demo_repo)
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "training finished before it could be killed"
-    killed = subprocess.run(["pkill", "-KILL", "-f", f"stages/train.py {model}"], check=False)
+    # only this dvc's stage (its session): another test worker may be training the same model
+    stage = ["pkill", "-KILL", "--session", str(proc.pid), "-f", f"stages/train.py {model}"]
+    killed = subprocess.run(stage, check=False)
     assert killed.returncode == 0
     assert proc.wait(timeout=120) != 0  # dvc reports the killed stage as failed
     assert not (repo / "models" / model / "model.pt").exists()

@@ -20,7 +20,7 @@ from tests.helpers.toydata import toy_params, write_dataset, write_params
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / "stages" / "train.py"
 NAME = "toy_cnn"
-EPOCHS = 30
+EPOCHS = 12
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
@@ -56,7 +56,7 @@ def _params():
 
 
 def _workspace(root: Path) -> Path:
-    write_dataset(root, sizes=(1200, 100, 20))
+    write_dataset(root, sizes=(400, 100, 20))
     write_params(root, _params())
     return root
 
