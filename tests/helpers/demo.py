@@ -22,18 +22,27 @@ from tests.helpers.worktree import clone_env, commit_copy, copy_demo_repo, copy_
 
 
 def _run_demo_once(shared: Path) -> tuple[Path, str]:
-    """Run `make demo` in a fresh copy under ``shared`` unless a worker already has; (repo, output)."""
-    repo, log = shared / "demo", shared / "demo.log"
+    """Run `make demo` in a fresh copy under ``shared`` unless a worker already has; (repo, output).
+
+    A failed demo fails every test that asks for it, with its output, without running it again.
+    """
+    repo, log, failed = shared / "demo", shared / "demo.log", shared / "demo.failed"
+    shared.mkdir(parents=True, exist_ok=True)
     with FileLock(str(shared / "demo.lock")):
-        if not log.is_file():
-            repo.mkdir(parents=True, exist_ok=True)
+        if not log.is_file() and not failed.is_file():
+            repo.mkdir()
             env = clone_env(repo)
             copy_worktree(repo)
             commit_copy(repo, env)
             venv = Path(sys.executable).parent.parent
             mirror = shared / "sample_mirror"  # outside the repository
             make = ["make", "demo", f"VENV={venv}", "NO_INSTALL=1", f"SAMPLE_MIRROR={mirror}"]
-            log.write_text(run(make, repo, env))
+            try:
+                log.write_text(run(make, repo, env))
+            except AssertionError as exc:
+                failed.write_text(str(exc))
+    if failed.is_file():
+        pytest.fail(f"`make demo` failed in {repo}:\n{failed.read_text()}")
     return repo, log.read_text()
 
 
