@@ -1,16 +1,16 @@
 """End to end: the README's experiment recipes on a copy of the repository `make demo` ran in.
 
 Two named dropout experiments compared in one table and one offline `dvc plots diff` page,
-`dvc exp run -S` rerunning only the model it changes, a queued grid of three on two workers,
-and a user's ImageFolder zip trained by changing params only. Where the demo comes from (CI's
-run, or one per session): tests/helpers/demo.py. The tests share one copy, in file order.
+`dvc exp run -S` rerunning only the model it changes, and a user's ImageFolder zip trained by
+changing params only (the queued grid: tests/test_experiment_queue.py). Where the demo comes
+from (CI's run, or one per session): tests/helpers/demo.py. The tests share one copy, in file
+order.
 """
 
 import io
 import json
 import os
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
@@ -56,39 +56,6 @@ def test_exp_run_with_a_changed_dropout_reruns_only_that_model(demo_repo):
     output = run(["dvc", "exp", "run", "-S", "models.cifar_net.arch.dropout=0.2"], repo, env)
     ran = sorted(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage"))
     assert ran == ["evaluate@cifar_net", "train@cifar_net"]
-
-
-@pytest.mark.slow
-def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
-    repo, env, _ = demo_repo
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
-    run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)
-    run(["dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo, env)
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    assert status.count("Success") == 3, status
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env))
-    lrs = set()
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                data = rev.get("data") or {}
-                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("metrics/cifar_net.json", {}).get("data", {})
-                if "accuracy" in metrics:
-                    lrs.add(params["models"]["cifar_net"]["train"]["lr"])
-    assert {0.002, 0.005, 0.01} <= lrs
-    # the README's comparison commands
-    table = run(["dvc", "exp", "show", "--md", "--only-changed"], repo, env)
-    assert "models.cifar_net.train.lr" in table
-    names = run(["dvc", "exp", "list", "--name-only"], repo, env).split()
-    run(["dvc", "plots", "diff", *names, "-o", str(repo / "plots-diff")], repo, env)
-    assert "cifar_net: loss, train vs validation" in (repo / "plots-diff" / "index.html").read_text()
 
 
 def _user_imagefolder_zip(path: Path) -> tuple[list[str], int, str]:
