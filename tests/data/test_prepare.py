@@ -220,17 +220,20 @@ def test_valid_first_out_of_range(mirror, tmp_path, name, value, message):
 
 
 def _idx(array: np.ndarray, magic: int, cut: int = 0) -> bytes:
-    """A gzipped IDX file; ``cut`` drops that many bytes from the end of the payload."""
+    """A gzipped IDX file; ``cut`` drops that many bytes from the end of the payload.
+
+    ``mtime=0`` keeps the bytes the same on every pytest-xdist worker, which must collect the same tests.
+    """
     header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     payload = header + array.tobytes()
-    return gzip.compress(payload[: len(payload) - cut])
+    return gzip.compress(payload[: len(payload) - cut], mtime=0)
 
 
 @pytest.mark.parametrize(
     ("file", "content", "error", "expected"),
     [
-        ("train-images-idx3-ubyte.gz", gzip.compress(b"<!DOCTYPE html><p>quota</p>"), DataFormatError,
-         "expected 0x00000803"),
+        ("train-images-idx3-ubyte.gz", gzip.compress(b"<!DOCTYPE html><p>quota</p>", mtime=0),
+         DataFormatError, "expected 0x00000803"),
         ("train-labels-idx1-ubyte.gz", _idx(np.zeros((120, 28, 28), np.uint8), 0x803), DataFormatError,
          "magic 0x00000803, expected 0x00000801"),
         ("t10k-images-idx3-ubyte.gz", _idx(np.zeros((40, 28, 28), np.uint8), 0x803)[:-40], DataFormatError,
@@ -242,6 +245,7 @@ def _idx(array: np.ndarray, magic: int, cut: int = 0) -> bytes:
         ("t10k-labels-idx1-ubyte.gz", _idx(np.full(40, 10, np.uint8), 0x801), DataFormatError,
          "label values 10..10 fall outside the 10 classes"),
     ],
+    ids=["html-page", "labels-magic", "truncated-gzip", "short-payload", "label-count", "label-range"],
 )  # fmt: skip
 def test_bad_idx_files_fail_cleanly(mirror, tmp_path, file, content, error, expected):
     raw = _copy_raw(mirror, "mnist", tmp_path / "raw")
