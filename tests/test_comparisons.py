@@ -20,7 +20,14 @@ import pytest
 import yaml
 
 from cnnpipe.seeds import COMPARISONS
-from tests.helpers.worktree import clone_env, commit_copy, copy_demo_repo, copy_worktree, run
+from tests.helpers.worktree import (
+    clone_env,
+    commit_copy,
+    copy_demo_repo,
+    copy_worktree,
+    link_outputs_from_cache,
+    run,
+)
 
 pytestmark = pytest.mark.demo
 
@@ -48,9 +55,7 @@ def workspace(tmp_path_factory):
         ]
         stats = [f"stats@{d}" for d in ("mnist", "cifar2")]
         run(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)], *stats], repo, env)
-    # Each queued experiment checks the workspace's outputs out of the cache into its own copy:
-    # links instead of copies make that cheap (DVC makes linked files read-only).
-    run(["dvc", "config", "--local", "cache.type", "hardlink,symlink,copy"], repo, env)
+    link_outputs_from_cache(repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "prepared sample data", "--allow-empty"], repo, env)
     venv = Path(sys.executable).parent.parent

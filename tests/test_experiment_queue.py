@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.helpers.worktree import run
+from tests.helpers.worktree import link_outputs_from_cache, run
 
 pytestmark = pytest.mark.demo
 
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.demo
 @pytest.mark.slow
 def test_queued_grid_of_three_completes_with_two_workers(demo_repo):
     repo, env, _ = demo_repo
-    # Each queued experiment checks the workspace's outputs out of the cache into its own copy:
-    # links instead of copies make that cheap (DVC makes linked files read-only).
-    run(["dvc", "config", "--local", "cache.type", "hardlink,symlink,copy"], repo, env)
+    link_outputs_from_cache(repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "baseline for queued experiments"], repo, env)
     run(["dvc", "exp", "run", "--queue", "-S", "models.cifar_net.train.lr=0.002,0.005,0.01"], repo, env)

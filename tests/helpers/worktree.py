@@ -85,3 +85,12 @@ def copy_demo_repo(source: Path, dest: Path) -> None:
                 shutil.copy2(entry, dst / entry.name, follow_symlinks=False)
 
     copy(source, dest)
+
+
+def link_outputs_from_cache(repo: Path, env: dict[str, str]) -> None:
+    """Let DVC link outputs out of its cache instead of copying them.
+
+    Each queued experiment checks the workspace's outputs out into its own copy: links make that
+    cheap (DVC makes linked files read-only).
+    """
+    run(["dvc", "config", "--local", "cache.type", "hardlink,symlink,copy"], repo, env)
