@@ -7,6 +7,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from cnnpipe.transforms.color import _ColorJitter
 from cnnpipe.transforms.containers import as_float_images
 from cnnpipe.transforms.geometry import _homographies
 from cnnpipe.transforms.spec import build_transform
@@ -190,6 +191,22 @@ def test_color_jitter_factors_differ_per_sample():
     out = run([{"op": "color_jitter", "brightness": 0.4, "hue": 0.1}], smooth_images(6))
     flat = out.flatten(1)
     assert (torch.cdist(flat, flat) + torch.eye(6) * 1e3).min().item() > 1e-4
+
+
+@pytest.mark.parametrize("size", [12, 181])  # 181²: reductions of one sample large enough to run on threads
+def test_color_jitter_applies_each_samples_factors_in_its_own_order_like_torchvision(size):
+    ranges = ((0.5, 1.5), (0.5, 1.5), (0.2, 1.8), (-0.2, 0.2))
+    jitter = _ColorJitter("aug[0]", ranges=ranges)
+    x = as_float_images(images(n=9, h=size, w=size))
+    active, factors, order = jitter.draw(gen(4), 9, 3)
+    assert active == [0, 1, 2, 3] and len({tuple(o) for o in order.tolist()}) > 1
+    adjust = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    out = jitter(x, gen(4))
+    for i in range(9):
+        expected = x[i]
+        for position in order[i].tolist():
+            expected = adjust[active[position]](expected, factors[i, active[position]].item())
+        assert torch.allclose(out[i], expected, atol=1e-5, rtol=0), f"sample {i}, order {order[i].tolist()}"
 
 
 def test_same_seed_same_output_other_seed_other_output():

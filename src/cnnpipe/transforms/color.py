@@ -87,9 +87,9 @@ def _hsv_to_rgb(hsv: Tensor) -> Tensor:
 
 class _ColorJitter(_Op):
     """Per-sample brightness, contrast, saturation and hue factors, applied in a per-sample random
-    order like torchvision's ColorJitter. Each step evaluates every enabled adjustment on the
-    whole batch and keeps, per sample, the one that sample's order puts there (no per-sample
-    loop; costs m² adjustments for m enabled ones)."""
+    order like torchvision's ColorJitter. At each position of the order, every enabled adjustment
+    runs once, on the samples whose order puts it there (no per-sample loop: m adjustments of the
+    whole batch in all, for m enabled ones)."""
 
     _FUNCS = (_brightness, _contrast, _saturation, _hue)
 
@@ -97,25 +97,29 @@ class _ColorJitter(_Op):
         super().__init__(key)
         self.ranges = ranges  # brightness, contrast, saturation, hue; None = off
 
+    def draw(self, g, n: int, c: int) -> tuple[list[int], Tensor, Tensor]:
+        """One batch's random draws, on the CPU: the enabled adjustments (indices into ``_FUNCS``;
+        grayscale images have no saturation or hue to change), their ``N×4`` factors, and the
+        ``N×m`` order (position → index into the enabled list)."""
+        u = _rand(g, n, 4)
+        order_keys = _rand(g, n, 4)
+        active = [i for i, r in enumerate(self.ranges) if r is not None and (c == 3 or i < 2)]
+        lo = torch.tensor([r[0] if r else 0.0 for r in self.ranges], dtype=torch.float64)
+        hi = torch.tensor([r[1] if r else 0.0 for r in self.ranges], dtype=torch.float64)
+        return active, lo + (hi - lo) * u, order_keys[:, active].argsort(dim=1)
+
     def __call__(self, x, g):
         n, c = x.shape[:2]
         if c not in (1, 3):
             raise ParamError(f"{self.key}: color_jitter needs 1- or 3-channel images, got {c} channels")
-        u = _rand(g, n, 4)
-        order_keys = _rand(g, n, 4)
-        # grayscale images have no saturation or hue to change
-        active = [i for i, r in enumerate(self.ranges) if r is not None and (c == 3 or i < 2)]
-        if not active:
-            return x
-        factors = {}
-        for i in active:
-            lo, hi = self.ranges[i]
-            factors[i] = _factors(lo + (hi - lo) * u[:, i], x)
-        order = order_keys[:, active].argsort(dim=1).to(x.device)  # N×m: position → index into active
+        active, factors, order = self.draw(g, n, c)
         for step in range(len(active)):
-            out = x
+            out = torch.empty_like(x)
             for j, i in enumerate(active):
-                chosen = (order[:, step] == j).view(-1, 1, 1, 1)
-                out = torch.where(chosen, self._FUNCS[i](x, factors[i]), out)
+                rows = (order[:, step] == j).nonzero().squeeze(1)
+                if len(rows):
+                    index = rows.to(x.device)
+                    adjusted = self._FUNCS[i](x.index_select(0, index), _factors(factors[rows, i], x))
+                    out.index_copy_(0, index, adjusted)
             x = out
         return x
