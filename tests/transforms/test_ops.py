@@ -129,6 +129,8 @@ def test_fixed_rotation_and_affine_match_torchvision():
 )
 def test_color_jitter_with_fixed_factor_matches_torchvision(arg, value, reference):
     x = as_float_images(images())
+    x[:, :, 0] = x[:, :1, 0]  # a grey row: no hue to turn
+    x[:, 1, 1] = x[:, 0, 1]  # a row where red and green tie
     out = run([{"op": "color_jitter", arg: [value, value]}], x)
     assert torch.allclose(out, reference(x, value), atol=1e-5, rtol=0)
 
@@ -225,6 +227,22 @@ def test_random_choice_weights_and_random_apply_probability():
     assert torch.equal(run(first_only, x), xf.flip(-1))
     never = [op("random_apply", p=0, ops=[op("rotation", degrees=40)])]
     assert torch.equal(run(never, x), xf)
+
+
+def _matches(out: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    return (out - expected).abs().amax(dim=(1, 2, 3)) < 1e-7
+
+
+def test_random_apply_and_random_choice_pick_per_sample():
+    x = smooth_images(2000, h=2, w=3)
+    out = run([op("random_apply", p=0.5, ops=[op("hflip", p=1)])], x)
+    flipped, kept = _matches(out, x.flip(-1)), _matches(out, x)
+    assert torch.all(flipped ^ kept) and 0.45 <= flipped.float().mean().item() <= 0.55
+    out = run([op("random_choice", ops=[op("hflip", p=1), op("vflip", p=1)], p=[3, 1])], x)
+    across, down = _matches(out, x.flip(-1)), _matches(out, x.flip(-2))
+    assert torch.all(across ^ down) and 0.7 <= across.float().mean().item() <= 0.8
+    crops = [op("random_choice", ops=[op("center_crop", size=4), op("random_crop", size=4)])]
+    assert run(crops, images(n=6, h=9, w=7)).shape == (6, 3, 4, 4)
 
 
 def test_random_resized_crop_shape_and_range():

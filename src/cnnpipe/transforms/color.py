@@ -1,7 +1,7 @@
 """Colour ops: per-sample brightness, contrast, saturation and hue (color_jitter), batched.
 
 The adjustments follow torchvision's formulas (grayscale weights, blends clamped to [0, 1], hue
-shifted in HSV space with the same vectorized RGB↔HSV conversion).
+shifted in HSV space, in closed form).
 """
 
 from __future__ import annotations
@@ -46,40 +46,21 @@ def _saturation(x: Tensor, f: Tensor) -> Tensor:
 
 
 def _hue(x: Tensor, f: Tensor) -> Tensor:
-    hsv = _rgb_to_hsv(x)
-    h = (hsv[:, :1] + f).remainder(1.0)
-    return _hsv_to_rgb(torch.cat([h, hsv[:, 1:]], dim=1))
+    """Shift each pixel's HSV hue by ``f`` (in turns), keeping its saturation and value.
 
-
-def _rgb_to_hsv(x: Tensor) -> Tensor:
+    torchvision's hue formula (``adjust_hue``) in closed form: v·s is the pixel's max − min, so
+    the round trip through S and V and the six-sector table is not needed.
+    """
+    maxc = x.amax(dim=1, keepdim=True)
+    delta = maxc - x.amin(dim=1, keepdim=True)  # 0 for grey pixels, whose hue is 0 and stays unseen
+    rc, gc, bc = ((maxc - x) / torch.where(delta > 0, delta, 1.0)).unbind(dim=1)
     r, g, _ = x.unbind(dim=1)
-    maxc, minc = x.amax(dim=1), x.amin(dim=1)
-    flat = maxc == minc  # grey pixels: hue and saturation are 0, avoid dividing by 0
-    delta = maxc - minc
-    s = delta / torch.where(flat, torch.ones_like(maxc), maxc)
-    divisor = torch.where(flat, torch.ones_like(delta), delta).unsqueeze(1)
-    rc, gc, bc = ((maxc.unsqueeze(1) - x) / divisor).unbind(dim=1)
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(flat, torch.zeros_like(h), (h / 6.0 + 1.0).remainder(1.0))
-    return torch.stack([h, s, maxc], dim=1)
-
-
-# For sector i = floor(6h), which of (v, p, q, t) goes to r, g and b.
-_HSV_SELECT = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
-
-
-def _hsv_to_rgb(hsv: Tensor) -> Tensor:
-    h, s, v = hsv.unbind(dim=1)
-    h6 = h * 6.0
-    i = torch.floor(h6)
-    f = h6 - i
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    vpqt = torch.stack([v, p, q, t], dim=1)
-    select = torch.tensor(_HSV_SELECT, dtype=torch.long, device=hsv.device)
-    index = select[:, i.long().remainder(6)].movedim(0, 1)  # N×3×H×W
-    return vpqt.gather(1, index)
+    m = maxc.squeeze(1)
+    h6 = torch.where(m == r, bc - gc, torch.where(m == g, 2.0 + rc - bc, 4.0 + gc - rc))  # 6·hue
+    # HSV→RGB in closed form: channel = v - v·s·w(k), k = (k0 + 6·hue) mod 6, k0 = 5, 3, 1 for r, g, b
+    offsets = torch.arange(5.0, 0.0, -2.0, device=x.device).view(1, 3, 1, 1)
+    k = (h6.unsqueeze(1) + 6.0 * f + offsets).remainder(6.0)
+    return maxc - delta * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- ops

@@ -62,6 +62,19 @@ class _Pipeline(_Op):
         return x
 
 
+def _on_rows(op: _Op, x: Tensor, rows: Tensor, g: torch.Generator | None, *, out: Tensor) -> Tensor:
+    """``out`` with ``op`` applied to the samples of ``x`` that the CPU bool vector ``rows`` picks.
+
+    The op runs on those samples alone (its random draws are theirs); ``out`` is float32, shaped
+    like the op's output, and written in place.
+    """
+    index = rows.nonzero().squeeze(1)
+    if len(index):
+        index = index.to(x.device)
+        out.index_copy_(0, index, op(x.index_select(0, index), g))
+    return out
+
+
 class _RandomApply(_Op):
     def __init__(self, key: str, *, p: float, ops: _Pipeline):
         super().__init__(key)
@@ -77,8 +90,8 @@ class _RandomApply(_Op):
 
     def __call__(self, x, g):
         self.output_size(tuple(x.shape[-2:]))
-        y = self.ops(x, g)
-        return torch.where(_per_sample(_rand(g, x.shape[0]) < self.p, x), y, x)
+        # the coin first, then the ops' draws for the samples it picked, as torchvision per image
+        return _on_rows(self.ops, x, _rand(g, x.shape[0]) < self.p, g, out=as_float_images(x).clone())
 
 
 class _RandomChoice(_Op):
@@ -96,13 +109,13 @@ class _RandomChoice(_Op):
         return sizes[0]
 
     def __call__(self, x, g):
-        self.output_size(tuple(x.shape[-2:]))
-        outs = [op(x, g) for op in self.ops]
-        pick = torch.searchsorted(self.cumulative, _rand(g, x.shape[0]), right=True)
-        pick = pick.clamp_(max=len(outs) - 1).to(x.device).view(-1, 1, 1, 1)
-        out = outs[0]
-        for i, y in enumerate(outs[1:], start=1):
-            out = torch.where(pick == i, y, out)
+        n, c = x.shape[:2]
+        hw = self.output_size(tuple(x.shape[-2:]))
+        pick = torch.searchsorted(self.cumulative, _rand(g, n), right=True)
+        pick = pick.clamp_(max=len(self.ops) - 1)
+        out = torch.empty((n, c, *hw), dtype=torch.float32, device=x.device)
+        for i, op in enumerate(self.ops):  # each choice runs once, on the samples that drew it
+            out = _on_rows(op, x, pick == i, g, out=out)
         return out
 
 
