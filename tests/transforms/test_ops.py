@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.transforms.color import _ColorJitter
 from cnnpipe.transforms.containers import as_float_images
-from cnnpipe.transforms.geometry import _homographies
+from cnnpipe.transforms.geometry import _homographies, _RandomResizedCrop
 from cnnpipe.transforms.spec import build_transform
 
 
@@ -251,6 +251,24 @@ def test_random_resized_crop_shape_and_range():
     out = t(x, gen())
     assert out.shape == (5, 3, 12, 12) and t.output_size((40, 30)) == (12, 12)
     assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_random_resized_crop_is_torchvisions_resized_crop_of_its_boxes():
+    rrc = _RandomResizedCrop("k", size=(12, 10), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), mode="bilinear",
+                             antialias=True)  # fmt: skip
+    x = images(n=8, h=40, w=30)
+    boxes = rrc.boxes(gen(2), 8, 40, 30)
+    out = rrc(x, gen(2))
+    assert len(set(boxes)) == 8
+    for i, (top, left, height, width) in enumerate(boxes):
+        assert 0 <= top <= 40 - height and 0 <= left <= 30 - width
+        assert 0.08 * 1200 * 0.8 <= height * width <= 1200
+        expected = TF.resized_crop(as_float_images(x[i]), top, left, height, width, [12, 10], antialias=True)
+        assert torch.allclose(out[i], expected, atol=1e-6, rtol=0)
+    # no draw fits a 2:1 box of the whole area into 30×40: torchvision's centred fallback
+    wide = _RandomResizedCrop("k", size=(5, 5), scale=(1.0, 1.0), ratio=(2.0, 2.0), mode="bilinear",
+                              antialias=True)  # fmt: skip
+    assert wide.boxes(gen(), 3, 40, 30) == [(12, 0, 15, 30)] * 3
 
 
 def test_homographies_map_the_given_corners():

@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cnnpipe.errors import ParamError
-from cnnpipe.transforms.containers import _Op, _per_sample, _rand
+from cnnpipe.transforms.containers import _Op, _per_sample, _rand, as_float_images
 
 _PADDING_MODES = {"constant": "constant", "edge": "replicate", "reflect": "reflect"}
-_MAX_SUPERSAMPLE = 8
 
 
 # --------------------------------------------------------------------------- resampling
@@ -39,7 +38,6 @@ def _warp(
     *,
     mode: str,
     fill: tuple[float, ...] | None,
-    supersample: int = 1,
     projective: bool = False,
 ) -> Tensor:
     """Resample ``x`` so output pixel (u, v) reads input point ``inv[n] @ (u, v, 1)``.
@@ -51,18 +49,13 @@ def _warp(
     oh, ow = out_hw
     theta = _norm_matrix(h, w) @ inv @ torch.linalg.inv(_norm_matrix(oh, ow))
     theta = theta.to(device=x.device, dtype=torch.float32)
-    gh, gw = oh * supersample, ow * supersample
     if projective:
-        grid = _homography_grid(theta, gh, gw)
+        grid = _homography_grid(theta, oh, ow)
     else:
-        # At k× resolution affine_grid's sample points are the centres of a k×k subdivision of
-        # each output pixel, so the same theta serves for supersampling.
-        grid = F.affine_grid(theta[:, :2], [n, c, gh, gw], align_corners=False)
+        grid = F.affine_grid(theta[:, :2], [n, c, oh, ow], align_corners=False)
     use_fill = fill is not None and any(v != 0 for v in fill)
     src = torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if use_fill else x
     out = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=False)
-    if supersample > 1:
-        out = F.avg_pool2d(out, supersample)
     if use_fill:
         out, coverage = out[:, :c], out[:, c:]
         out = out + (1.0 - coverage) * _fill_tensor(fill, c, x)
@@ -257,55 +250,67 @@ class _RandomResizedCrop(_Op):
     def output_size(self, hw):
         return self.size
 
-    def _boxes(self, g: torch.Generator | None, n: int, h: int, w: int) -> Tensor:
-        """Per-sample crop boxes (x0, y0, width, height), torchvision's sampling scheme, vectorized.
+    def boxes(self, g: torch.Generator | None, n: int, h: int, w: int) -> list[tuple[int, int, int, int]]:
+        """Per-sample crop boxes (top, left, height, width) in whole pixels: torchvision's
+        ``RandomResizedCrop.get_params``, vectorized over its ten tries.
 
-        Ten candidate (area, aspect) draws per sample; the first that fits is used, else a
-        centred crop of the whole image clamped to the ratio range.
+        Ten candidate (area, aspect) draws per sample; the first whose rounded box fits is used,
+        at a uniformly drawn offset, else a centred crop of the whole image clamped to the ratio
+        range.
         """
         tries = 10
         u = _rand(g, n, tries, 4)
         area = h * w * (self.scale[0] + (self.scale[1] - self.scale[0]) * u[..., 0])
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
         aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
-        bw, bh = torch.sqrt(area * aspect), torch.sqrt(area / aspect)
-        fits = (bw <= w) & (bh <= h)
+        bw, bh = torch.sqrt(area * aspect).round(), torch.sqrt(area / aspect).round()
+        fits = (bw > 0) & (bw <= w) & (bh > 0) & (bh <= h)
         first = fits.long().argmax(dim=1, keepdim=True)  # index of the first fitting try (0 if none)
 
         def pick(t: Tensor) -> Tensor:
             return t.gather(1, first).squeeze(1)
 
         bw, bh = pick(bw), pick(bh)
-        x0, y0 = pick(u[..., 2]) * (w - bw), pick(u[..., 3]) * (h - bh)
+        top = (pick(u[..., 3]) * (h - bh + 1)).floor().clamp(max=h - bh)
+        left = (pick(u[..., 2]) * (w - bw + 1)).floor().clamp(max=w - bw)
         in_ratio = w / h
         if in_ratio < self.ratio[0]:
-            fw, fh = float(w), w / self.ratio[0]
+            fw, fh = w, round(w / self.ratio[0])
         elif in_ratio > self.ratio[1]:
-            fw, fh = h * self.ratio[1], float(h)
+            fw, fh = round(h * self.ratio[1]), h
         else:
-            fw, fh = float(w), float(h)
+            fw, fh = w, h
         ok = fits.any(dim=1)
-        bw, bh = torch.where(ok, bw, fw), torch.where(ok, bh, fh)
-        x0, y0 = torch.where(ok, x0, (w - fw) / 2), torch.where(ok, y0, (h - fh) / 2)
-        return torch.stack([x0, y0, bw, bh], dim=1)
+        box = torch.stack(
+            [
+                torch.where(ok, top, float((h - fh) // 2)),
+                torch.where(ok, left, float((w - fw) // 2)),
+                torch.where(ok, bh, float(fh)),
+                torch.where(ok, bw, float(fw)),
+            ],
+            dim=1,
+        )
+        return [tuple(b) for b in box.long().tolist()]
 
     def __call__(self, x, g):
-        n, _, h, w = x.shape
-        oh, ow = self.size
-        x0, y0, bw, bh = self._boxes(g, n, h, w).unbind(dim=1)
-        sx, sy = bw / ow, bh / oh
-        zeros, ones = torch.zeros_like(sx), torch.ones_like(sx)
-        # output pixel u covers [u, u+1) of the output, i.e. [x0 + u·sx, x0 + (u+1)·sx) of the
-        # input, whose centre is at pixel index x0 + (u + ½)·sx − ½
-        inv = torch.stack(
-            [sx, zeros, x0 + 0.5 * sx - 0.5, zeros, sy, y0 + 0.5 * sy - 0.5, zeros, zeros, ones], dim=-1
-        ).view(n, 3, 3)
-        k = 1
-        if self.antialias and self.mode != "nearest":
-            # largest possible shrink for this input size, so a sample's result does not
-            # depend on the other samples in its batch
-            k = min(_MAX_SUPERSAMPLE, max(1, math.ceil(max(h / oh, w / ow) - 1e-9)))
-        return _warp(x, inv, self.size, mode=self.mode, fill=None, supersample=k)
+        n, c, h, w = x.shape
+        out = torch.empty((n, c, *self.size), dtype=torch.float32, device=x.device)
+        for i, (top, left, bh, bw) in enumerate(self.boxes(g, n, h, w)):
+            crop = as_float_images(x[i : i + 1, :, top : top + bh, left : left + bw])
+            out[i : i + 1] = _resize(crop, self.size, self.mode, self.antialias)
+        return out
+
+    # Each crop is converted to float on its own: the same result as converting the whole image
+    # first, with a fraction of the pixels to convert.
+    def keeps_uint8(self) -> bool:
+        return True
+
+
+def _resize(x: Tensor, out_hw: tuple[int, int], mode: str, antialias: bool) -> Tensor:
+    """``x`` resized to ``out_hw`` as torchvision's ``resize`` does it on tensors."""
+    if mode == "nearest":
+        return F.interpolate(x, size=out_hw, mode="nearest")
+    return F.interpolate(x, size=out_hw, mode=mode, align_corners=False, antialias=antialias)
 
 
 class _Resize(_Op):
@@ -326,9 +331,7 @@ class _Resize(_Op):
         out_hw = self.output_size(tuple(x.shape[-2:]))
         if out_hw == tuple(x.shape[-2:]):
             return x
-        if self.mode == "nearest":
-            return F.interpolate(x, size=out_hw, mode="nearest")
-        return F.interpolate(x, size=out_hw, mode=self.mode, align_corners=False, antialias=self.antialias)
+        return _resize(x, out_hw, self.mode, self.antialias)
 
 
 class _CenterCrop(_Op):

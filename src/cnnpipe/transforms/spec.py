@@ -17,12 +17,16 @@ per call and so apply the same flip or rotation to a whole batch tensor, every s
 gets its own draw, and the whole batch is still processed in a handful of tensor operations:
 
 * flips select per sample between the image and its mirror (``torch.where``);
-* rotation, affine, random_resized_crop build one inverse matrix per sample and resample
-  the batch with ``affine_grid`` + ``grid_sample``; perspective solves one homography per
-  sample and samples a projective grid;
+* rotation and affine build one inverse matrix per sample and resample the batch with
+  ``affine_grid`` + ``grid_sample``; perspective solves one homography per sample and samples
+  a projective grid;
+* random_resized_crop draws torchvision's whole-pixel boxes for the batch at once, then
+  crops and resizes each sample as torchvision's ``resized_crop`` does (antialiased): a loop
+  over the batch, which is cheaper than resampling it at several times the output resolution
+  to antialias;
 * random_crop gathers per-sample windows by index (exact pixels, no interpolation);
 * color_jitter applies per-sample factors, in a per-sample random order; hue is shifted
-  in HSV space with the same vectorized RGB↔HSV formulas torchvision uses;
+  in HSV space, torchvision's formulas in closed form;
 * resize and center_crop are deterministic and give the same result as
   ``torchvision.transforms.v2.functional.resize`` / ``center_crop`` on float input.
 
@@ -64,11 +68,8 @@ Conventions that differ from torchvision's defaults, on purpose:
 
 * geometric ops interpolate bilinearly by default (torchvision's RandomRotation and
   RandomAffine default to nearest); set ``interpolation: nearest`` to get that back;
-* random parameters are continuous (torchvision rounds crop boxes, translations and
-  perspective corners to whole pixels);
-* random_resized_crop antialiases by supersampling: the grid is sampled at k× the output
-  resolution (k = the largest possible downscale factor, at most 8) and box-averaged, so
-  large crops shrunk to a small input do not alias;
+* random parameters are continuous, except random_resized_crop's boxes (torchvision rounds
+  crop boxes, translations and perspective corners to whole pixels);
 * ``fill`` values are in pixel units 0–255, like torchvision's fill on uint8 images.
 """
 
