@@ -87,7 +87,7 @@ def test_every_variant_resolves_to_a_valid_model_config(pair, tmp_path):
 def test_every_variant_trains_a_step_on_images_of_the_stored_size(pair, tmp_path):
     """What a variant's experiment runs, in-process: its network, inputs, loss and a backward pass.
 
-    tests/test_comparisons.py runs two comparisons end to end; this covers every variant's own
+    tests/demo/test_comparisons.py runs two comparisons end to end; this covers every variant's own
     settings (a dropout, an augment list) at the cost of one step.
     """
     _, variant = pair

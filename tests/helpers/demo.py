@@ -1,4 +1,4 @@
-"""The repository `make demo` ran in, for the end-to-end tests (tests/test_pipeline.py and others).
+"""The repository `make demo` ran in, for the end-to-end tests (tests/demo/).
 
 `.ci/run` runs the demo once, then the metric gate, then these tests with ``CNNPIPE_DEMO_REPO``
 (the repository it ran in) and ``CNNPIPE_DEMO_LOG`` (its output). Without them (a plain

@@ -4,7 +4,7 @@ This is the README's first command, run as a user would (minus creating the virt
 which the test reuses). The tests after it use a copy of that repository, in file order: a
 second `dvc repro` is a no-op, metrics, plots and summaries show, a missing path is one error
 line, CPU runs are reproducible, a SIGKILLed train stage resumes, and predict and lr-find work
-on the trained models. tests/test_experiments.py runs the README's experiment recipes in another
+on the trained models. tests/demo/test_experiments.py runs the README's experiment recipes in another
 copy. Where the demo comes from (CI's run, or one per session): tests/helpers/demo.py.
 """
 

@@ -2,7 +2,7 @@
 
 Two named dropout experiments compared in one table and one offline `dvc plots diff` page,
 `dvc exp run -S` rerunning only the model it changes, and a user's ImageFolder zip trained by
-changing params only (the queued grid: tests/test_experiment_queue.py). Where the demo comes
+changing params only (the queued grid: tests/demo/test_experiment_queue.py). Where the demo comes
 from (CI's run, or one per session): tests/helpers/demo.py. The tests share one copy, in file
 order.
 """
