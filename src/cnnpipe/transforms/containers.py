@@ -40,8 +40,9 @@ class _Op:
     def __call__(self, x: Tensor, g: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
-    # Ops that only move pixels (flips, unpadded crops) give the same result on uint8 input,
-    # where they touch a quarter of the bytes; leading ones run before the float conversion.
+    # Ops that take uint8 input run before the float conversion when they lead the pipeline,
+    # touching a quarter of the bytes: those that only move pixels (flips, unpadded crops) give
+    # the same result, random_resized_crop converts each crop, resize rounds to uint8.
     def keeps_uint8(self) -> bool:
         return False
 

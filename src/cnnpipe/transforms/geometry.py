@@ -331,7 +331,16 @@ class _Resize(_Op):
         out_hw = self.output_size(tuple(x.shape[-2:]))
         if out_hw == tuple(x.shape[-2:]):
             return x
+        if x.dtype == torch.uint8 and x.device.type != "cpu" and self.mode != "nearest":
+            # no uint8 kernels off the CPU: resized in float and rounded back, as torchvision does
+            resized = _resize(x.float(), out_hw, self.mode, self.antialias)
+            return resized.round_().clamp_(0, 255).to(torch.uint8)
         return _resize(x, out_hw, self.mode, self.antialias)
+
+    # uint8 images are resized to uint8, rounded to whole levels, as torchvision's resize does
+    # them and PIL does: a fraction of the work, and then a smaller image to convert to float.
+    def keeps_uint8(self) -> bool:
+        return True
 
 
 class _CenterCrop(_Op):

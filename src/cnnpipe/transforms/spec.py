@@ -28,7 +28,8 @@ gets its own draw, and the whole batch is still processed in a handful of tensor
 * color_jitter applies per-sample factors, in a per-sample random order; hue is shifted
   in HSV space, torchvision's formulas in closed form;
 * resize and center_crop are deterministic and give the same result as
-  ``torchvision.transforms.v2.functional.resize`` / ``center_crop`` on float input.
+  ``torchvision.transforms.v2.functional.resize`` / ``center_crop``; leading the pipeline
+  they work on the uint8 images, and resize then rounds to uint8 as torchvision and PIL do.
 
 Ops and their arguments (defaults after ``=``; a "range" is a number d meaning [-d, d] —
 [max(0, 1-d), 1+d] for the colour factors — or an explicit ``[min, max]``; a "size" is an
