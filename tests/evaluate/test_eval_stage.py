@@ -44,10 +44,11 @@ def _by_hand(root: Path, name: str) -> tuple[np.ndarray, torch.Tensor]:
     dataset, _, _, norm, eval_transform, _ = MODELS[name]
     trained = load_trained(root / "models" / name / "model.pt")
     data = load_split(root / "data" / "prepared" / dataset, "test", mmap=False)
-    x = torch.from_numpy(data.images).float() / 255.0
+    x = torch.from_numpy(data.images)
     for op in eval_transform:
         assert op["op"] == "resize"
-        x = TF.resize(x, op["size"], antialias=True)
+        x = TF.resize(x, op["size"], antialias=True)  # on the uint8 images, as torchvision's recipe
+    x = x.float() / 255.0
     mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
     with torch.no_grad():
