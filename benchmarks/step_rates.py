@@ -3,8 +3,8 @@
 :func:`cnnpipe_rate` times what the train loop does per batch: batches from its own batch source
 (:func:`cnnpipe.train.batches.iterate_batches`, on the host or resident on the device), the model's
 ``augment`` ops batched (:class:`cnnpipe.transforms.pipeline.InputPipeline`), a channels-last
-model under ``run.amp`` autocast (on the CPU with the train stage's dropout,
-:func:`cnnpipe.train.dropout.use_mask_dropout`), the fused optimizer step. :func:`baseline_rate` times the
+model placed as the train stage places it (:func:`cnnpipe.train.runtime.place_model`: channels-last,
+the faster CPU dropout) under ``run.amp`` autocast, the fused optimizer step. :func:`baseline_rate` times the
 torchvision recipe of the source texts: a ``Dataset`` of PIL images with the equivalent
 per-sample ``torchvision.transforms.v2`` pipeline (:data:`TORCHVISION_OPS`), a ``DataLoader``,
 float32 and ``torch.optim`` with its defaults. Both run on random uint8 images of the size the
@@ -31,8 +31,8 @@ from cnnpipe.train.batches import (
     iterate_batches,
     make_resident,
 )
-from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.optim import build_loss, build_optimizer
+from cnnpipe.train.runtime import place_model
 from cnnpipe.transforms.pipeline import InputPipeline
 
 #: (channels, height, width) each dataset is stored at (fixed upstream, or datasets.<name>.image_size).
@@ -92,10 +92,7 @@ def cnnpipe_rate(
 ) -> float:
     """Images/s of cnnpipe's train step (see the module docstring); ``resident``: run.resident_data."""
     torch.manual_seed(0)
-    model = build_network(config.arch, key=f"{config.key}.arch", load_weights=False).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    if device.type == "cpu":
-        use_mask_dropout(model)  # as the train stage does (cnnpipe.train.runtime.build_runtime)
+    model = place_model(build_network(config.arch, key=f"{config.key}.arch", load_weights=False), device)
     optimizer = build_optimizer(model.parameters(), config.train)
     loss_fn = build_loss(config.train.loss)
     pipeline = InputPipeline.build(

@@ -202,6 +202,18 @@ def keep_resident(
     log(f"run.resident_data: {' and '.join(kept)} split(s) kept on {device} ({mib:.1f} MiB)")
 
 
+def place_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device`` as training runs it: channels-last convolutions, and on the CPU the
+    faster dropout masks (:func:`cnnpipe.train.dropout.use_mask_dropout`)."""
+    model = model.to(device)
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
+        model = model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        use_mask_dropout(model)
+    return model
+
+
 def build_runtime(
     config: TrainConfig,
     *,
@@ -224,13 +236,8 @@ def build_runtime(
     keep_resident(config, data, device, log)
     devices.configure(device)
     devices.seed_everything(config.train.seed)
-    model = build_network(config.arch, key=f"{config.key}.arch").to(device)
+    model = place_model(build_network(config.arch, key=f"{config.key}.arch"), device)
     check_l2_layers(model, config.train.l2_layers, f"{config.key}.train.l2_layers")
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
-        model = model.to(memory_format=torch.channels_last)
-    if device.type == "cpu":
-        use_mask_dropout(model)
     optimizer = build_optimizer(model.parameters(), config.train)
     ddp = None
     if dist is not None:
