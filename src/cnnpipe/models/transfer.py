@@ -403,15 +403,23 @@ class TransferNet(nn.Module):
     (pretrained running statistics, not batch statistics) when the backbone is pretrained.
     An Inception-V3 with auxiliary logits returns torchvision's
     ``InceptionOutputs(logits, aux_logits)`` in training mode and plain logits in eval mode.
+
+    With ``fold_batchnorm`` set (the train stage sets it), ``train()`` also builds
+    :func:`~cnnpipe.models.frozen_bn.fold_frozen_batchnorm`'s folded copy of ``net`` and the
+    training forward runs that; ``eval()``, ``.to()`` and ``load_state_dict`` drop it until the
+    next ``train()``.
     """
 
     def __init__(self, net: nn.Module, arch: TransferArch):
         super().__init__()
         self.net = net
         self.arch = arch
+        self.fold_batchnorm = False
+        self._drop_folded()
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self.net(x)
+        folded = self.__dict__["_folded"]
+        return folded(x) if self.training and folded is not None else self.net(x)
 
     def train(self, mode: bool = True) -> TransferNet:
         super().train(mode)
@@ -422,7 +430,26 @@ class TransferNet(nn.Module):
                 params = list(module.parameters(recurse=False))
                 if isinstance(module, _BatchNorm) and params and not any(p.requires_grad for p in params):
                     module.eval()
+        self._drop_folded()
+        if mode and self.fold_batchnorm:
+            from cnnpipe.models.frozen_bn import fold_frozen_batchnorm
+
+            folded, count = fold_frozen_batchnorm(self.net)
+            self.__dict__["_folded"] = folded if count else None
         return self
+
+    def _drop_folded(self) -> None:
+        # Kept out of the module tree (not a submodule) so state_dict and .to() never see it.
+        self.__dict__["_folded"] = None
+
+    # The folded copy shares this model's tensors: whatever may replace them drops it.
+    def _apply(self, fn, recurse=True):
+        self._drop_folded()
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._drop_folded()
+        super()._load_from_state_dict(*args, **kwargs)
 
 
 def build_transfer_model(

@@ -26,7 +26,7 @@ from cnnpipe.config.train import TrainConfig
 from cnnpipe.data.arrays import load_meta
 from cnnpipe.errors import DataFormatError, ParamError
 from cnnpipe.models.network import build_network
-from cnnpipe.models.transfer import TransferArch
+from cnnpipe.models.transfer import TransferArch, TransferNet
 from cnnpipe.paths import RunPaths
 from cnnpipe.train.batches import Split, make_resident, open_split, resident_plan
 from cnnpipe.train.distributed import Distributed
@@ -203,14 +203,18 @@ def keep_resident(
 
 
 def place_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` on ``device`` as training runs it: channels-last convolutions, and on the CPU the
-    faster dropout masks (:func:`cnnpipe.train.dropout.use_mask_dropout`)."""
+    """``model`` on ``device`` as training runs it: channels-last convolutions, on the CPU the
+    faster dropout masks (:func:`cnnpipe.train.dropout.use_mask_dropout`), and a frozen
+    pretrained backbone's BatchNorm layers folded into its convolutions for the training forward
+    (:mod:`cnnpipe.models.frozen_bn`)."""
     model = model.to(device)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cpu":
         use_mask_dropout(model)
+    if isinstance(model, TransferNet):
+        model.fold_batchnorm = True
     return model
 
 
