@@ -8,9 +8,15 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from cnnpipe.transforms.color import _ColorJitter
-from cnnpipe.transforms.containers import as_float_images
-from cnnpipe.transforms.geometry import _homographies, _RandomResizedCrop
-from cnnpipe.transforms.spec import build_transform
+from cnnpipe.transforms.containers import BatchTransform, as_float_images
+from cnnpipe.transforms.geometry import (
+    _Affine,
+    _homographies,
+    _RandomResizedCrop,
+    _Resize,
+    _WarpedResizedCrop,
+)
+from cnnpipe.transforms.spec import _parse_list, build_transform
 
 
 def op(name: str, **kwargs) -> dict:
@@ -276,6 +282,37 @@ def test_random_resized_crop_is_torchvisions_resized_crop_of_its_boxes():
     wide = _RandomResizedCrop("k", size=(5, 5), scale=(1.0, 1.0), ratio=(2.0, 2.0), mode="bilinear",
                               antialias=True)  # fmt: skip
     assert wide.boxes(gen(), 3, 40, 30) == [(12, 0, 15, 30)] * 3
+
+
+@pytest.mark.parametrize(
+    "warp",
+    [
+        op("rotation", degrees=25, fill=[40, 200, 90]),
+        op("affine", degrees=10, translate=[0.1, 0.2], scale=[0.8, 1.2], shear=8),
+        op("rotation", degrees=25, interpolation="nearest"),
+    ],
+    ids=["rotation-fill", "affine", "rotation-nearest"],
+)
+def test_a_warp_before_random_resized_crop_warps_only_the_crop_box(warp):
+    crop = op("random_resized_crop", size=[14, 11])
+    spec = [op("hflip"), warp, crop]
+    fused = build_transform(spec, key="k")
+    assert isinstance(fused._pipeline.ops[1], _WarpedResizedCrop)
+    assert fused.ops == ("k[0]", "k[1]", "k[2]")
+    separate = BatchTransform(_parse_list(spec, "k"), "k")  # the whole image warped, then cropped
+    x = images(n=8, h=40, w=30)
+    expected = separate(x, gen(3))
+    for images_in in (x, as_float_images(x)):
+        out = fused(images_in, gen(3))
+        if warp.get("interpolation") == "nearest":  # a grid point on a pixel boundary may round apart
+            assert (out - expected).abs().gt(1e-4).float().mean() < 0.01
+        else:
+            assert torch.allclose(out, expected, atol=1e-4, rtol=0)
+    # the same in random_apply's list; random_choice's ops are alternatives, never fused
+    applied = build_transform([op("random_apply", ops=[warp, crop])], key="k")._pipeline.ops[0]
+    assert isinstance(applied.ops.ops[0], _WarpedResizedCrop)
+    choice = build_transform([op("random_choice", ops=[warp, op("resize", size=[40, 30])])], key="k")
+    assert [type(o) for o in choice._pipeline.ops[0].ops] == [_Affine, _Resize]
 
 
 def test_homographies_map_the_given_corners():

@@ -34,6 +34,11 @@ class _Op:
     def __init__(self, key: str):
         self.key = key
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The params keys of the ops this one runs (more than one for a fused pair)."""
+        return (self.key,)
+
     def output_size(self, hw: tuple[int, int]) -> tuple[int, int]:
         return hw
 
@@ -149,7 +154,7 @@ class BatchTransform:
     @property
     def ops(self) -> tuple[str, ...]:
         """Params keys of the top-level ops, in order (for logs)."""
-        return tuple(op.key for op in self._pipeline.ops)
+        return tuple(key for op in self._pipeline.ops for key in op.keys)
 
     def output_size(self, input_hw: Sequence[int]) -> tuple[int, int]:
         """Height and width of the output for inputs of ``input_hw``.

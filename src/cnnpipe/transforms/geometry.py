@@ -10,6 +10,7 @@ interpolation); resize and center_crop are deterministic and give the same resul
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -147,8 +148,8 @@ class _Affine(_Op):
         self.sign = -1.0 if counter_clockwise else 1.0
         self.mode, self.fill = mode, fill
 
-    def __call__(self, x, g):
-        n, _, h, w = x.shape
+    def inverses(self, g: torch.Generator | None, n: int, h: int, w: int) -> Tensor:
+        """Draw the ``n`` samples' matrices: N×3×3 float64, output pixel → input pixel."""
         u = _rand(g, n, 6)
 
         def between(col: int, lo: float, hi: float) -> Tensor:
@@ -159,7 +160,11 @@ class _Affine(_Op):
         ty = between(2, -self.translate[1] * h, self.translate[1] * h)
         scale = between(3, *self.scale)
         shx, shy = between(4, *self.shear[0]), between(5, *self.shear[1])
-        inv = _affine_inverse(h, w, angle, tx, ty, scale, shx, shy)
+        return _affine_inverse(h, w, angle, tx, ty, scale, shx, shy)
+
+    def __call__(self, x, g):
+        n, _, h, w = x.shape
+        inv = self.inverses(g, n, h, w)
         _check_fill(self.fill, x, self.key)
         return _warp(x, inv, (h, w), mode=self.mode, fill=self.fill)
 
@@ -304,6 +309,57 @@ class _RandomResizedCrop(_Op):
     # first, with a fraction of the pixels to convert.
     def keeps_uint8(self) -> bool:
         return True
+
+
+class _WarpedResizedCrop(_Op):
+    """rotation or affine, then random_resized_crop: each sample is warped over its crop box only.
+
+    The same draws, in the same order, and the same pixels (up to float rounding of the sampling
+    grid) as warping the whole image and then cropping it, since every warped pixel depends on
+    its own position alone; horses_cnn_aug's 300 px rotation before its crop costs a third as
+    much. :func:`fuse_warps` puts it in place of the pair.
+    """
+
+    def __init__(self, warp: _Affine, crop: _RandomResizedCrop):
+        super().__init__(warp.key)
+        self.warp, self.crop = warp, crop
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.warp.key, self.crop.key)
+
+    def output_size(self, hw):
+        return self.crop.output_size(self.warp.output_size(hw))
+
+    def __call__(self, x, g):
+        n, c, h, w = x.shape
+        inv = self.warp.inverses(g, n, h, w)
+        _check_fill(self.warp.fill, x, self.warp.key)
+        out = torch.empty((n, c, *self.crop.size), dtype=torch.float32, device=x.device)
+        for i, (top, left, bh, bw) in enumerate(self.crop.boxes(g, n, h, w)):
+            box_to_image = torch.tensor([[1, 0, left], [0, 1, top], [0, 0, 1]], dtype=torch.float64)
+            warped = _warp(
+                as_float_images(x[i : i + 1]), inv[i : i + 1] @ box_to_image, (bh, bw),
+                mode=self.warp.mode, fill=self.warp.fill,
+            )  # fmt: skip
+            out[i : i + 1] = _resize(warped, self.crop.size, self.crop.mode, self.crop.antialias)
+        return out
+
+    # Each sample is converted to float on its own, as random_resized_crop converts its crops.
+    def keeps_uint8(self) -> bool:
+        return True
+
+
+def fuse_warps(ops: Sequence[_Op]) -> list[_Op]:
+    """``ops`` with each rotation/affine that is directly followed by a random_resized_crop
+    replaced by one :class:`_WarpedResizedCrop` of the two."""
+    fused: list[_Op] = []
+    for op in ops:
+        if isinstance(op, _RandomResizedCrop) and fused and type(fused[-1]) is _Affine:
+            fused[-1] = _WarpedResizedCrop(fused[-1], op)
+        else:
+            fused.append(op)
+    return fused
 
 
 def _resize(x: Tensor, out_hw: tuple[int, int], mode: str, antialias: bool) -> Tensor:

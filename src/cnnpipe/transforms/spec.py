@@ -23,7 +23,8 @@ gets its own draw, and the whole batch is still processed in a handful of tensor
 * random_resized_crop draws torchvision's whole-pixel boxes for the batch at once, then
   crops and resizes each sample as torchvision's ``resized_crop`` does (antialiased): a loop
   over the batch, which is cheaper than resampling it at several times the output resolution
-  to antialias;
+  to antialias; a rotation or affine right before it is resampled over each crop box only
+  (the same pixels as warping the whole image first);
 * random_crop gathers per-sample windows by index (exact pixels, no interpolation);
 * color_jitter applies per-sample factors, in a per-sample random order; hue is shifted
   in HSV space, torchvision's formulas in closed form;
@@ -93,6 +94,7 @@ from cnnpipe.transforms.geometry import (
     _RandomCrop,
     _RandomResizedCrop,
     _Resize,
+    fuse_warps,
 )
 
 __all__ = ["OPS", "build_transform"]
@@ -356,7 +358,7 @@ def _make_perspective(a: _Args) -> _Op:
 
 @_op("random_apply", "p", "ops")
 def _make_random_apply(a: _Args) -> _Op:
-    return _RandomApply(a.key, p=a.prob("p"), ops=_Pipeline(f"{a.key}.ops", a.ops()))
+    return _RandomApply(a.key, p=a.prob("p"), ops=_Pipeline(f"{a.key}.ops", fuse_warps(a.ops())))
 
 
 @_op("random_choice", "ops", "p")
@@ -399,4 +401,4 @@ def build_transform(spec: Sequence[Mapping[str, Any]] | None, *, key: str) -> Ba
     ``models.horses_aug.augment[1].degrees: must be a number >= 0 ..., got 'lots'``.
     The ops and their arguments are listed in this module's docstring.
     """
-    return BatchTransform(_parse_list(spec, key), key)
+    return BatchTransform(fuse_warps(_parse_list(spec, key)), key)
