@@ -32,6 +32,7 @@ from cnnpipe.train.batches import Split, make_resident, open_split, resident_pla
 from cnnpipe.train.distributed import Distributed
 from cnnpipe.train.dropout import use_mask_dropout
 from cnnpipe.train.optim import LossFn, build_loss, build_optimizer, check_l2_layers
+from cnnpipe.train.relu_pool import pool_before_relu
 from cnnpipe.transforms.pipeline import InputPipeline, resolve_normalization
 
 
@@ -203,11 +204,13 @@ def keep_resident(
 
 
 def place_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` on ``device`` as training runs it: channels-last convolutions, on the CPU the
+    """``model`` on ``device`` as training runs it: channels-last convolutions, max-pooling before
+    the ReLU in front of it (:mod:`cnnpipe.train.relu_pool`: the same numbers), on the CPU the
     faster dropout masks (:func:`cnnpipe.train.dropout.use_mask_dropout`), and a frozen
     pretrained backbone's BatchNorm layers folded into its convolutions for the training forward
     (:mod:`cnnpipe.models.frozen_bn`)."""
     model = model.to(device)
+    pool_before_relu(model)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         # oneDNN (CPU) and cuDNN (tensor cores) run convolutions faster on NHWC weights
         model = model.to(memory_format=torch.channels_last)
