@@ -121,8 +121,9 @@ class _Flip(_Op):
         self.dim, self.p = dim, p
 
     def __call__(self, x, g):
-        flip = _rand(g, x.shape[0]) < self.p
-        return torch.where(_per_sample(flip, x), x.flip(self.dim), x)
+        rows = (_rand(g, x.shape[0]) < self.p).nonzero().squeeze(1).to(x.device)
+        # only the drawn samples are flipped: half the work of selecting between two whole batches
+        return x.clone().index_copy_(0, rows, x.index_select(0, rows).flip(self.dim))
 
     def keeps_uint8(self) -> bool:
         return True
