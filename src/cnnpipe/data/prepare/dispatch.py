@@ -29,12 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnpipe import checks
 from cnnpipe.data.archives import ArchiveLimits
 from cnnpipe.data.prepare.celeba import _prepare_celeba
 from cnnpipe.data.prepare.common import Log, _require
 from cnnpipe.data.prepare.idx_cifar import _prepare_cifar, _prepare_idx
-from cnnpipe.data.prepare.imagefolder import _prepare_folders, prepare_class_folders
+from cnnpipe.data.prepare.imagefolder import _prepare_folders, folder_params, prepare_class_folders
 from cnnpipe.data.sources import get_source
 
 
@@ -73,14 +72,14 @@ def prepare_dataset(
     elif source.kind == "imagefolder":
         # The registry lists the training zip first and the held-out evaluation zip second.
         train_file, test_file = (f.name for f in source.files)
-        where = f"datasets.{name}"
+        size, fraction, seed = folder_params(name, image_size, valid_fraction, split_seed)
         _prepare_folders(
             name,
             {"train": (_require(raw_dir / train_file), ""), "test": (_require(raw_dir / test_file), "")},
             out_dir,
-            size=checks.image_size(image_size, f"{where}.image_size"),
-            valid_fraction=checks.fraction(valid_fraction, f"{where}.valid_fraction"),
-            split_seed=checks.integer(split_seed, f"{where}.split_seed", 0),
+            size=size,
+            valid_fraction=fraction,
+            split_seed=seed,
             workers=workers,
             log=log,
             meta={"source": [train_file, test_file]},

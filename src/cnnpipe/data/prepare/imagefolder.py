@@ -37,6 +37,21 @@ SKIPPED_FILE = "skipped.json"
 FILES_FILE = "files.json"
 
 
+def folder_params(
+    name: str, image_size: Any, valid_fraction: Any, split_seed: Any
+) -> tuple[tuple[int, int], float, int]:
+    """``datasets.<name>``'s image_size, valid_fraction and split_seed, checked: (size, fraction, seed).
+
+    A bad value raises a one-line :class:`~cnnpipe.checks.ParamError` naming the full key.
+    """
+    where = f"datasets.{name}"
+    return (
+        checks.image_size(image_size, f"{where}.image_size"),
+        checks.fraction(valid_fraction, f"{where}.valid_fraction"),
+        checks.integer(split_seed, f"{where}.split_seed", 0),
+    )
+
+
 def prepare_imagefolder(
     source: Path,
     out_dir: Path,
@@ -57,10 +72,7 @@ def prepare_imagefolder(
     or member over ``limits`` is skipped unread and listed in ``skipped.json``.
     """
     source = _require(Path(source))
-    where = f"datasets.{name}"
-    size = checks.image_size(image_size, f"{where}.image_size")
-    fraction = checks.fraction(valid_fraction, f"{where}.valid_fraction")
-    seed = checks.integer(split_seed, f"{where}.split_seed", 0)
+    size, fraction, seed = folder_params(name, image_size, valid_fraction, split_seed)
     tops = list_top_folders(source)
     if "train" not in tops:
         found = ", ".join(f"{t}/" for t in tops) or "no folders"
@@ -116,17 +128,14 @@ def prepare_class_folders(
     are ignored, as torchvision ignores them.
     """
     source = _require(Path(source))
-    where = f"datasets.{name}"
-    size = checks.image_size(image_size, f"{where}.image_size")
-    valid = checks.fraction(valid_fraction, f"{where}.valid_fraction")
-    test = checks.fraction(test_fraction, f"{where}.test_fraction")
+    size, valid, seed = folder_params(name, image_size, valid_fraction, split_seed)
+    test = checks.fraction(test_fraction, f"datasets.{name}.test_fraction")
     if valid + test >= 1:
         raise checks.param_error(
-            f"{where}.test_fraction",
+            f"datasets.{name}.test_fraction",
             f"must be below 1 - valid_fraction = {1 - valid:g}, to leave images to train on",
             test_fraction,
         )
-    seed = checks.integer(split_seed, f"{where}.split_seed", 0)
     root = class_folders_root(source)
     classes, listed = _list_split(source, root)
     if len(classes) < 2:
