@@ -12,6 +12,9 @@ from typing import NamedTuple
 import numpy as np
 
 _F = np.float32
+
+# Skin colours of the faces (CelebA) and of the humans and hands (ImageFolder sets).
+_SKIN_TONES = np.array([(242, 205, 180), (226, 182, 150), (198, 150, 115), (160, 112, 80), (112, 76, 52)], _F)
 _NIBBLE_STD = math.sqrt(2 * (16**2 - 1) / 12)  # std of the sum of two uniform 0–15
 
 

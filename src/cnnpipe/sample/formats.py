@@ -39,18 +39,19 @@ from cnnpipe.data.sources import (
     SOURCES,
 )
 from cnnpipe.fileio import atomic_file, atomic_write_bytes
-from cnnpipe.sample.render import (
-    _blob_templates,
-    _celeba_attributes,
-    _cifar_templates,
-    _render_blobs,
-    _render_cifar,
-    _render_faces,
+from cnnpipe.sample.render_faces import _celeba_attributes, _render_faces
+from cnnpipe.sample.render_scenes import (
     _render_hands,
     _render_horses,
     _render_humans,
     _render_pet,
     _render_sea,
+)
+from cnnpipe.sample.render_small import (
+    _blob_templates,
+    _cifar_templates,
+    _render_blobs,
+    _render_cifar,
     _render_strokes,
     _stroke_templates,
 )
