@@ -19,12 +19,12 @@ def main() -> None:
     parser.add_argument("dataset")
     args = parser.parse_args()
     values = load_params()
-    data = parse_data(values, ratio=False)
+    data = parse_data(values, read=("mirror",))
     out = paths.raw_dir(args.dataset)
     stage.clean_outputs(out)
     with atomic_dir(out) as tmp:
         if args.dataset in LOCAL_SETS:
-            path = parse_dataset(values, args.dataset).need("path")
+            path = parse_dataset(values, args.dataset, read=("path",)).need("path")
             fetch_local_set(args.dataset, path, tmp, out, mirror=data.mirror)
         else:
             fetch_dataset(args.dataset, tmp, mirror=data.mirror)

@@ -10,7 +10,7 @@ import argparse
 from cnnpipe import paths, stage
 from cnnpipe.config.evaluate import parse_evaluate
 from cnnpipe.config.load import load_params
-from cnnpipe.config.run import parse_run
+from cnnpipe.config.run import parse_device
 from cnnpipe.config.train import parse_dataset_name
 from cnnpipe.evaluate.stage import evaluate_model
 
@@ -31,7 +31,7 @@ def main() -> None:
         args.model,
         parse_evaluate(values),
         dataset=parse_dataset_name(values, args.model),
-        device=parse_run(values).device,
+        device=parse_device(values),
     )
 
 

@@ -23,7 +23,7 @@ def main() -> None:
     stage.clean_outputs(out)
     values = load_params()
     in_zips = get_source(args.dataset).kind in ("celeba", "imagefolder", "classfolders")
-    data = parse_data(values, ratio=in_zips)
+    data = parse_data(values, read=("max_member_mb", "max_ratio") if in_zips else ("max_member_mb",))
     dataset = parse_dataset(values, args.dataset)
     limits = ArchiveLimits(**data.archive_limits())
     prepare_dataset(args.dataset, paths.raw_dir(args.dataset), out, **dataset.as_mapping(), limits=limits)

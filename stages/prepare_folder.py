@@ -22,7 +22,7 @@ def main() -> None:
     stage.clean_outputs(out)
     values = load_params()
     dataset = parse_dataset(values, args.dataset)
-    data = parse_data(values)
+    data = parse_data(values, read=("max_member_mb", "max_ratio"))
     prepare_imagefolder(
         Path(dataset.need("path")),
         out,

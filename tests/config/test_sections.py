@@ -38,7 +38,7 @@ def test_every_section_of_params_yaml_parses():
 
 def test_absent_limits_keep_the_library_defaults_and_ratio_can_stay_unread():
     assert parse_data({}).archive_limits() == {}
-    assert parse_data({"data": {"max_ratio": 0}}, ratio=False).max_ratio is None
+    assert parse_data({"data": {"max_ratio": 0, "mirror": 3}}, read=("max_member_mb",)).max_ratio is None
 
 
 @pytest.mark.parametrize(

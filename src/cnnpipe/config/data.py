@@ -6,7 +6,7 @@ the fields on as named arguments; every field is named like its params.yaml key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +93,16 @@ class SubsetSettings:
         return {"train": self.train_size, "valid": self.valid_size, "test": self.test_size}
 
 
-def parse_data(params: Mapping[str, Any], *, ratio: bool = True) -> DataSettings:
-    """Validate ``data``; ``ratio=False`` leaves ``data.max_ratio`` unread (tar and gzip sets)."""
+def parse_data(params: Mapping[str, Any], *, read: Sequence[str] = DATA_KEYS) -> DataSettings:
+    """Validate ``data``, reading only its keys in ``read``: the others stay None, unread.
+
+    Each stage reads exactly the ``data.*`` keys its dvc.yaml entry lists (download: mirror;
+    prepare: max_member_mb, and max_ratio for the zip sets), so no other key can change it.
+    """
     data = mapping(section(params, "data"), "data", DATA_KEYS)
-    mirror = data.get("mirror")
+    mirror, max_member_mb, max_ratio = (data.get(key) if key in read else None for key in DATA_KEYS)
     if mirror is not None and (not isinstance(mirror, str) or not mirror):
         raise param_error("data.mirror", "expected a directory or http(s) base URL, or null", mirror)
-    max_member_mb, max_ratio = data.get("max_member_mb"), data.get("max_ratio") if ratio else None
     return DataSettings(
         mirror=mirror,
         max_member_mb=None if max_member_mb is None else positive(max_member_mb, "data.max_member_mb"),
@@ -107,10 +110,14 @@ def parse_data(params: Mapping[str, Any], *, ratio: bool = True) -> DataSettings
     )
 
 
-def parse_dataset(params: Mapping[str, Any], name: str) -> DatasetSettings:
-    """Validate ``datasets.<name>`` (absent or null: every field None)."""
+def parse_dataset(
+    params: Mapping[str, Any], name: str, *, read: Sequence[str] = DATASET_KEYS
+) -> DatasetSettings:
+    """Validate ``datasets.<name>`` (absent or null: every field None), reading only its keys
+    in ``read`` (the others stay None, unread: download_sea reads only ``path``)."""
     key = f"datasets.{name}"
-    values = mapping(section(params, "datasets").get(name) or {}, key, DATASET_KEYS)
+    entry = mapping(section(params, "datasets").get(name) or {}, key, DATASET_KEYS)
+    values = {field: entry[field] for field in read if field in entry}
     path = values.get("path")
     if path is not None and (not isinstance(path, str) or not path):
         raise param_error(f"{key}.path", "expected a directory or .zip path", path)

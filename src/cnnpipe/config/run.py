@@ -102,12 +102,17 @@ def parse_distributed(params: Mapping[str, Any]) -> DistributedSettings:
     return DistributedSettings(nproc_per_node=nproc, nnodes=nnodes, rdzv_endpoint=endpoint)
 
 
+def parse_device(params: Mapping[str, Any]) -> str:
+    """Validate ``run.device`` alone (default ``auto``): the evaluate stage reads no other run key."""
+    return _device(section(params, "run").get("device", "auto"), "run.device")
+
+
 def parse_run(params: Mapping[str, Any]) -> RunSettings:
     """Validate the ``run`` section of a params mapping (absent keys take their defaults)."""
     run = section(params, "run")
     max_epochs = run.get("max_epochs")
     return RunSettings(
-        device=_device(run.get("device", "auto"), "run.device"),
+        device=parse_device(params),
         amp=choice(run.get("amp", "auto"), "run.amp", AMP_MODES),
         compile=flag(run.get("compile", False), "run.compile"),
         resident_data=_resident(run.get("resident_data", "auto"), "run.resident_data"),
