@@ -36,9 +36,13 @@ def test_every_section_of_params_yaml_parses():
     )
 
 
-def test_absent_limits_keep_the_library_defaults_and_ratio_can_stay_unread():
+def test_absent_limits_keep_the_library_defaults_and_unread_keys_stay_unchecked():
     assert parse_data({}).archive_limits() == {}
     assert parse_data({"data": {"max_ratio": 0, "mirror": 3}}, read=("max_member_mb",)).max_ratio is None
+    sea = parse_dataset({"datasets": {"sea": {"path": "x.zip", "image_size": "big"}}}, "sea", read=("path",))
+    assert sea == DatasetSettings(name="sea", path="x.zip")
+    with pytest.raises(ValueError, match="read= names mirrror"):
+        parse_data({}, read=("mirrror",))
 
 
 @pytest.mark.parametrize(

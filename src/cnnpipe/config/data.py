@@ -93,12 +93,20 @@ class SubsetSettings:
         return {"train": self.train_size, "valid": self.valid_size, "test": self.test_size}
 
 
+def _known(read: Sequence[str], keys: tuple[str, ...]) -> None:
+    """A caller's ``read`` names only real keys (a typo would silently read nothing)."""
+    unknown = [key for key in read if key not in keys]
+    if unknown:
+        raise ValueError(f"read= names {', '.join(unknown)}; the keys are {', '.join(keys)}")
+
+
 def parse_data(params: Mapping[str, Any], *, read: Sequence[str] = DATA_KEYS) -> DataSettings:
     """Validate ``data``, reading only its keys in ``read``: the others stay None, unread.
 
     Each stage reads exactly the ``data.*`` keys its dvc.yaml entry lists (download: mirror;
     prepare: max_member_mb, and max_ratio for the zip sets), so no other key can change it.
     """
+    _known(read, DATA_KEYS)
     data = mapping(section(params, "data"), "data", DATA_KEYS)
     mirror, max_member_mb, max_ratio = (data.get(key) if key in read else None for key in DATA_KEYS)
     if mirror is not None and (not isinstance(mirror, str) or not mirror):
@@ -115,6 +123,7 @@ def parse_dataset(
 ) -> DatasetSettings:
     """Validate ``datasets.<name>`` (absent or null: every field None), reading only its keys
     in ``read`` (the others stay None, unread: download_sea reads only ``path``)."""
+    _known(read, DATASET_KEYS)
     key = f"datasets.{name}"
     entry = mapping(section(params, "datasets").get(name) or {}, key, DATASET_KEYS)
     values = {field: entry[field] for field in read if field in entry}
