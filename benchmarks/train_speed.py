@@ -23,7 +23,7 @@ Three measurements in one run:
    (forward and backward, counted by ``torch.utils.flop_counter``) over the rate of a large fp32
    matmul measured in the same run, with the same torch threads.
 
-Run:  python benchmarks/train_speed.py [--models mnist_cnn cifar_net …] [--steps 4]
+Run:  python benchmarks/train_speed.py [--models mnist_cnn cifar_net …] [--steps 4] [--compile]
                                        [--mnist-train 10000] [--celeba-train 2000] [--epochs 3]
 """
 
@@ -83,9 +83,10 @@ class _CelebA(datasets.CelebA):
 
 
 def step_rows(
-    params: dict, names: list[str], steps: int, repeats: int
+    params: dict, names: list[str], steps: int, repeats: int, *, compile_model: bool = False
 ) -> list[tuple[str, int, float, float]]:
-    """(model, batch, cnnpipe img/s, torchvision img/s) of one train step per model, on the CPU."""
+    """(model, batch, cnnpipe img/s, torchvision img/s) of one train step per model, on the CPU;
+    ``compile_model``: cnnpipe's side as ``run.compile: true`` runs it (compiled in the warm-up)."""
     cpu = torch.device("cpu")
     rows = []
     for name in names:
@@ -93,8 +94,8 @@ def step_rows(
         shape, batch = stored_shape(config, params), config.train.batch_size
         ours, base = [], []
         for _ in range(repeats):  # alternating sides, so a load change hits both alike
-            ours.append(cnnpipe_rate(config, shape, cpu, amp="off", compile_model=False, resident=False,
-                                     steps=steps, batch=batch))  # fmt: skip
+            ours.append(cnnpipe_rate(config, shape, cpu, amp="off", compile_model=compile_model,
+                                     resident=False, steps=steps, batch=batch))  # fmt: skip
             base.append(baseline_rate(config, shape, cpu, steps=steps, batch=batch, workers=0))
         rows.append((name, batch, statistics.median(ours), statistics.median(base)))
     return rows
@@ -221,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--step-repeats", type=int, default=3, help="timings per side; the median is reported"
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="cnnpipe's train step with run.compile: true (torch.compile)"
+    )
     parser.add_argument("--mnist-train", type=int, default=10000, help="MNIST training images")
     parser.add_argument("--celeba-train", type=int, default=2000, help="CelebA training images")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per side; the fastest is reported")
@@ -231,8 +235,10 @@ def main() -> None:
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
     )
 
-    steps = step_rows(params, args.models or list(params["models"]), args.steps, args.step_repeats)
-    print(f"\none train step, random images of the stored size (median of {args.step_repeats})")
+    names = args.models or list(params["models"])
+    steps = step_rows(params, names, args.steps, args.step_repeats, compile_model=args.compile)
+    compiled = ", cnnpipe's side compiled (run.compile: true)" if args.compile else ""
+    print(f"\none train step, random images of the stored size (median of {args.step_repeats}{compiled})")
     print(f"{'model':<20} {'batch':>5} {'cnnpipe img/s':>14} {'torchvision img/s':>18} {'speed-up':>9}")
     for name, batch, ours, base in steps:
         print(f"{name:<20} {batch:>5} {ours:14.1f} {base:18.1f} {ours / base:8.2f}×")
