@@ -178,12 +178,26 @@ def test_a_model_gone_from_the_workspace_fails(repo, env):
     assert "cifar_net.accuracy (missing)" in result.stderr
 
 
+def test_relative_tolerance_scales_with_the_baseline_value(repo, env):
+    # loss 1.30 -> 1.50 (+0.20) passes 0.05 + 20 % of 1.30 = 0.31; loss 0.30 -> 0.45 (+0.15)
+    # fails 0.05 + 20 % of 0.30 = 0.11: the same setting is loose for a large loss, tight for a small one
+    write(repo, "cifar_net", _metrics(0.55, 1.50, 0.52, model="cifar_net"))
+    write(repo, "mnist_cnn", _metrics(0.90, 0.45, 0.89))
+    result = check(repo, env, "--baseline", "HEAD", "--tolerance", "loss=0.05", "--rel-tolerance", "loss=0.2")
+    assert result.returncode == 1
+    assert row(result.stdout, "cifar_net", "loss")[-2:] == ["0.05 + 20 % (lower is better)", "ok"]
+    assert row(result.stdout, "mnist_cnn", "loss")[-2:] == ["0.05 + 20 % (lower is better)", "**regressed**"]
+    assert row(result.stdout, "mnist_cnn", "accuracy")[-2] == "0.01 (higher is better)"  # no relative part
+    assert result.stderr == "error: 1 metric(s) regressed against HEAD: mnist_cnn.loss (regressed)\n"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--baseline", "no-such-branch"], "error: unknown baseline revision 'no-such-branch'"),
         (["--baseline", "HEAD", "--tolerance", "accuracy=-1"], "error: --tolerance 'accuracy=-1'"),
         (["--baseline", "HEAD", "--tolerance", "acuracy=0.1"], "'acuracy' is not a gated metric"),
+        (["--baseline", "HEAD", "--rel-tolerance", "loss=-1"], "error: --rel-tolerance 'loss=-1'"),
         ([], "error: check-metrics needs --floors FILE, --baseline REV or both"),
     ],
 )
@@ -209,3 +223,8 @@ def test_tolerances_and_verdicts():
     assert BaselineCheck("m", "accuracy", 0.9, 0.8799, 0.02).verdict == "regressed"
     assert BaselineCheck("m", "loss", 0.3, 0.32, 0.02).verdict == "ok"
     assert BaselineCheck("m", "loss", 0.3, 0.3201, 0.02).verdict == "regressed"
+    # a relative part adds a fraction of the baseline's size: 0.05 + 1 % of 5554 = 55.59
+    assert parse_tolerances(["loss=0.01"], 0.0, flag="--rel-tolerance") == {"*": 0.0, "loss": 0.01}
+    assert BaselineCheck("m", "loss", 5554.0, 5609.5, 0.05, 0.01).verdict == "ok"
+    assert BaselineCheck("m", "loss", 5554.0, 5609.7, 0.05, 0.01).verdict == "regressed"
+    assert BaselineCheck("m", "loss", 5554.0, 5554.1, 0.05).verdict == "regressed"

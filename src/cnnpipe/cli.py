@@ -3,6 +3,7 @@
 cnnpipe sample [OUT] [--size DATASET.SPLIT=N ...] [--only DATASET ...]
 cnnpipe info [--prepared data/prepared] [--stats data/stats]
 cnnpipe check-metrics [--floors FILE] [--baseline REV] [--tolerance [METRIC=]DELTA ...]
+                      [--rel-tolerance [METRIC=]FRACTION ...]
 cnnpipe compare [MODEL ...] [--sort-by COLUMN] [--rev REV ... | --all] [--exp NAME ...]
 cnnpipe seeds NAME [--queue-only | --show] [-j N] [-S KEY=VALUE ...] | --list
 cnnpipe summary MODEL [MODEL ...] [--depth N]
@@ -87,7 +88,10 @@ def _cmd_check_metrics(args: argparse.Namespace) -> None:
             problems.append(f"{len(failed)} metric(s) below their floor in {args.floors}: {names}")
     if args.baseline is not None:
         tolerances = gate.parse_tolerances(args.tolerance)
-        checks = gate.check_baseline(gate.dvc_metrics_diff(args.baseline), args.metrics_dir, tolerances)
+        rel_tolerances = gate.parse_tolerances(args.rel_tolerance, 0.0, flag="--rel-tolerance")
+        checks = gate.check_baseline(
+            gate.dvc_metrics_diff(args.baseline), args.metrics_dir, tolerances, rel_tolerances=rel_tolerances
+        )
         if not checks:
             raise CnnpipeError(
                 f"no {args.metrics_dir}/<model>.json metrics in the workspace or at {args.baseline}: "
@@ -266,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[METRIC=]DELTA",
         help="allowed absolute worsening against the baseline: DELTA for every metric or "
         f"METRIC=DELTA for one (repeatable; default {DEFAULT_TOLERANCE})",
+    )
+    gate.add_argument(
+        "--rel-tolerance",
+        action="append",
+        metavar="[METRIC=]FRACTION",
+        help="allowed worsening as a fraction of the baseline value, added to --tolerance "
+        "(0.01 = 1 %%; repeatable like --tolerance; default 0)",
     )
     gate.add_argument("--metrics-dir", default=paths.METRICS, type=Path)
     gate.set_defaults(func=_cmd_check_metrics)

@@ -5,7 +5,10 @@ Every model it names must have ``metrics/<model>.json`` with that metric at or a
 
 Baseline: ``dvc metrics diff REV`` compares each ``metrics/<model>.json`` at a git revision
 (e.g. ``origin/main``) with the workspace. A gated metric regresses when it gets worse by more
-than its tolerance (absolute); which way is worse is decided by the metric's name
+than its tolerance: an absolute DELTA plus, optionally, a FRACTION of the baseline value (as
+``numpy.isclose`` combines ``atol`` and ``rtol``; a relative part keeps a loss in the thousands,
+whose float rounding differs between CPU models, gateable beside losses below 0.1); which way is
+worse is decided by the metric's name
 (:func:`metric_direction`). A model with no metrics at REV is reported as new, not failed; a
 model whose metrics are gone from the workspace fails.
 """
@@ -97,11 +100,15 @@ def metric_direction(metric: str) -> int:
     return 0
 
 
-def parse_tolerances(specs: list[str] | None, default: float = DEFAULT_TOLERANCE) -> dict[str, float]:
-    """Parse ``--tolerance`` values: ``0.02`` (every metric) or ``METRIC=0.02`` (one metric).
+def parse_tolerances(
+    specs: list[str] | None, default: float = DEFAULT_TOLERANCE, *, flag: str = "--tolerance"
+) -> dict[str, float]:
+    """Parse ``--tolerance`` (or ``--rel-tolerance``) values: ``0.02`` (every metric) or
+    ``METRIC=0.02`` (one metric).
 
-    Returns ``{metric: tolerance}`` with the default under the key ``"*"``. Tolerances are
-    absolute (0.02 accuracy = two percentage points) and must be ≥ 0.
+    Returns ``{metric: tolerance}`` with the default under the key ``"*"``. Tolerances must be
+    ≥ 0; ``--tolerance`` is absolute (0.02 accuracy = two percentage points), ``--rel-tolerance``
+    a fraction of the baseline value (0.01 = 1 %).
     """
     tolerances = {"*": default}
     for spec in specs or []:
@@ -112,10 +119,10 @@ def parse_tolerances(specs: list[str] | None, default: float = DEFAULT_TOLERANCE
         except ValueError:
             number = -1.0
         if number < 0 or (sep and not name):
-            raise ParamError(f"--tolerance {spec!r}: expected NUMBER or METRIC=NUMBER with NUMBER ≥ 0")
+            raise ParamError(f"{flag} {spec!r}: expected NUMBER or METRIC=NUMBER with NUMBER ≥ 0")
         if name != "*" and not metric_direction(name):
             gated = ", ".join(HIGHER_IS_BETTER + LOWER_IS_BETTER)
-            raise ParamError(f"--tolerance {spec!r}: {name!r} is not a gated metric (gated: {gated})")
+            raise ParamError(f"{flag} {spec!r}: {name!r} is not a gated metric (gated: {gated})")
         tolerances[name] = number
     return tolerances
 
@@ -128,7 +135,13 @@ class BaselineCheck:
     metric: str
     old: float | None  # None: no baseline value at the revision
     new: float | None  # None: the metric is gone from the workspace
-    tolerance: float
+    tolerance: float  # absolute
+    rel_tolerance: float = 0.0  # fraction of |old|, added to ``tolerance``
+
+    @property
+    def allowed(self) -> float:
+        """How much worse than the baseline the metric may get: tolerance + rel_tolerance·|old|."""
+        return self.tolerance + self.rel_tolerance * abs(self.old or 0.0)
 
     @property
     def change(self) -> float | None:
@@ -142,7 +155,7 @@ class BaselineCheck:
         if self.old is None:
             return "new"
         worse = -metric_direction(self.metric) * (self.new - self.old)
-        if worse > self.tolerance + _EPS:
+        if worse > self.allowed + _EPS:
             return "regressed"
         return "improved" if worse < -_EPS else "ok"
 
@@ -185,15 +198,20 @@ def check_baseline(
     metrics_dir: str | Path,
     tolerances: dict[str, float],
     *,
+    rel_tolerances: dict[str, float] | None = None,
     cwd: str | Path | None = None,
 ) -> list[BaselineCheck]:
     """Turn a ``dvc metrics diff --json`` result into checks of the gated metrics.
+
+    ``tolerances`` and ``rel_tolerances`` come from :func:`parse_tolerances` (no relative part
+    when ``rel_tolerances`` is None).
 
     Only ``metrics_dir/<model>.json`` files are considered (training curves under dvclive/ are
     not test metrics); the model is the file name. Paths in ``diff`` are relative to ``cwd``.
     """
     base = Path(cwd or ".").resolve()
     wanted = Path(metrics_dir) if Path(metrics_dir).is_absolute() else base / metrics_dir
+    rel_tolerances = rel_tolerances or {"*": 0.0}
     checks = []
     for file, metrics in sorted(diff.items()):
         path = base / file
@@ -203,11 +221,9 @@ def check_baseline(
             if "." in metric or not metric_direction(metric):
                 continue
             tolerance = tolerances.get(metric, tolerances["*"])
-            checks.append(
-                BaselineCheck(
-                    path.stem, metric, _number(values.get("old")), _number(values.get("new")), tolerance
-                )
-            )
+            rel = rel_tolerances.get(metric, rel_tolerances["*"])
+            old, new = _number(values.get("old")), _number(values.get("new"))
+            checks.append(BaselineCheck(path.stem, metric, old, new, tolerance, rel))
     return checks
 
 
@@ -228,8 +244,9 @@ def baseline_table(checks: list[BaselineCheck], rev: str) -> str:
             c.verdict, c.verdict
         )
         better = "higher" if metric_direction(c.metric) > 0 else "lower"
+        tolerance = f"{c.tolerance:g}" + (f" + {c.rel_tolerance * 100:g} %" if c.rel_tolerance else "")
         lines.append(
             f"| {c.model} | {c.metric} | {fmt(c.old)} | {fmt(c.new)} | {fmt(c.change, signed=True)} "
-            f"| {c.tolerance:g} ({better} is better) | {verdict} |"
+            f"| {tolerance} ({better} is better) | {verdict} |"
         )
     return "\n".join(lines)

@@ -42,15 +42,23 @@ MODELS = [
 ]  # fmt: skip
 
 
+#: The gate .ci/run holds the demo to. CPU training is bitwise reproducible on one machine
+#: (test_two_cpu_runs_give_identical_metrics), not across CPU models: oneDNN and MKL choose their
+#: kernels by instruction set and cache sizes, so float rounding, and after some epochs the
+#: metrics, differ a little (docs/remotes-and-ci.md).
+REFERENCE_TOLERANCES = ["--tolerance", "0.02", "--tolerance", "loss=0.05", "--rel-tolerance", "loss=0.01"]
+
+
 @pytest.mark.slow
-def test_demo_metrics_equal_the_committed_reference(demo_repo):
-    """The committed metrics/*.json are the sample-mirror reference: the CPU demo reproduces them."""
+def test_demo_metrics_match_the_committed_reference(demo_repo):
+    """The committed metrics/*.json are the sample-mirror reference: the CPU demo reproduces them
+    within the gate's tolerances, the ones .ci/run uses."""
     repo, env, _ = demo_repo
-    table = run(
-        ["cnnpipe", "check-metrics", "--baseline", "HEAD", "--tolerance", "0", "--tolerance", "loss=0"],
-        repo, env,
-    )  # fmt: skip
-    assert "No baseline metrics" not in table and "| mnist_cnn | accuracy |" in table, table
+    assert " ".join(REFERENCE_TOLERANCES) in (repo / ".ci" / "run").read_text()
+    table = run(["cnnpipe", "check-metrics", "--baseline", "HEAD", *REFERENCE_TOLERANCES], repo, env)
+    assert "No baseline metrics" not in table and "regressed" not in table, table
+    for model in MODELS:
+        assert f"| {model} | accuracy |" in table, table
 
 
 @pytest.mark.slow
